@@ -1,0 +1,56 @@
+"""Backbones, the multi-domain network, parameter accounting and sharing strategies."""
+
+from __future__ import annotations
+
+from mtlsearch.models._accounting import (
+    Allocation,
+    Candidate,
+    ParamCount,
+    check_allocation,
+    count_params,
+    specific_filters,
+)
+from mtlsearch.models._registry import BACKBONES, BackboneEntry, get_backbone
+from mtlsearch.models._spec import (
+    GRANULARITIES,
+    BackboneSpec,
+    ConvSpec,
+    Granularity,
+    backbone_spec,
+    check_granularity,
+    spec_from_model,
+)
+from mtlsearch.models._strategies import BASELINES, STRATEGIES, strategy_allocation
+
+__all__ = [
+    "BACKBONES",
+    "BASELINES",
+    "GRANULARITIES",
+    "STRATEGIES",
+    "Allocation",
+    "BackboneEntry",
+    "BackboneSpec",
+    "Candidate",
+    "ConvSpec",
+    "Granularity",
+    "MultiDomainNet",
+    "ParamCount",
+    "backbone_spec",
+    "build_model",
+    "check_allocation",
+    "check_granularity",
+    "count_params",
+    "get_backbone",
+    "spec_from_model",
+    "specific_filters",
+    "strategy_allocation",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The network needs torch at import time; accounting does not.
+    if name in ("MultiDomainNet", "build_model"):
+        from mtlsearch.models import _network
+
+        return getattr(_network, name)
+    raise AttributeError(name)
