@@ -1,0 +1,122 @@
+"""Image-folder tasks: ``ROOT/<task>/{train,val,test}/<class>/<image>``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mtlsearch.datasets._task import Split, Task, carve, shuffled
+from mtlsearch.errors import DatasetError
+
+LAYOUT = "ROOT/<task>/{train,val,test}/<class>/<image>"
+VAL_FRACTION = 0.1
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FolderTask:
+    """A task found on disk, before any image is decoded."""
+
+    name: str
+    classes: tuple[str, ...]
+    files: dict[str, list[tuple[str, int]]]  # split -> (path, class index); no "val" if carved
+
+
+def scan_folder(root: Path) -> list[FolderTask]:
+    """Find the tasks, classes and image files under ``root``; cheap, decodes nothing."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data root {root} does not exist: lay images out as {LAYOUT}")
+    task_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not task_dirs:
+        raise DatasetError(f"data root {root} has no task folders: lay images out as {LAYOUT}")
+    tasks = []
+    for task_dir in task_dirs:
+        for split in ("train", "test"):
+            if not (task_dir / split).is_dir():
+                raise DatasetError(
+                    f"task {task_dir.name!r} has no {split} folder at {task_dir / split}: "
+                    f"lay images out as {LAYOUT}"
+                )
+        try:
+            classes, class_to_idx = find_classes(str(task_dir / "train"))
+        except FileNotFoundError:
+            raise DatasetError(
+                f"{task_dir / 'train'} has no class folders: lay images out as {LAYOUT}"
+            ) from None
+        files = {}
+        for split in ("train", "val", "test"):
+            split_dir = task_dir / split
+            if not split_dir.is_dir():
+                continue
+            extra = sorted({p.name for p in split_dir.iterdir() if p.is_dir()} - set(classes))
+            if extra:
+                raise DatasetError(
+                    f"{split_dir} has classes {extra} that train does not: "
+                    "every class must have training images"
+                )
+            present = {c: i for c, i in class_to_idx.items() if (split_dir / c).is_dir()}
+            try:
+                files[split] = make_dataset(str(split_dir), present, extensions=IMG_EXTENSIONS)
+            except FileNotFoundError as exc:
+                empty = str(exc).split(".")[0].removeprefix("Found no valid file for the classes ")
+                raise DatasetError(
+                    f"empty class folder(s) {empty} in {split_dir}: add images "
+                    f"({', '.join(IMG_EXTENSIONS[:4])}, ...) or remove the folder"
+                ) from None
+        tasks.append(FolderTask(task_dir.name, tuple(classes), files))
+    return tasks
+
+
+def _decode(files: list[tuple[str, int]], size: int, progress: Progress | None, done: int, total: int) -> Split:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    images = np.empty((len(files), 3, size, size), dtype=np.uint8)
+    labels = np.empty(len(files), dtype=np.int64)
+    for i, (path, label) in enumerate(files):
+        try:
+            with Image.open(path) as img:
+                fitted = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"cannot read image {path} ({exc}): fix or remove the file") from None
+        images[i] = np.asarray(fitted).transpose(2, 0, 1)
+        labels[i] = label
+        if progress is not None:
+            progress(done + i + 1, total)
+    return Split(images, labels)
+
+
+def load_folder(root: Path, *, image_size: int, progress: Progress | None = None) -> list[Task]:
+    """Decode every task under ``root`` into memory at ``image_size`` px.
+
+    A task without a ``val`` folder gets one carved from train: a fixed 10% of every class.
+    """
+    found = scan_folder(root)
+    total = sum(len(f) for t in found for f in t.files.values())
+    done = 0
+    tasks = []
+    for task in found:
+        splits = {}
+        for split, files in task.files.items():
+            splits[split] = _decode(files, image_size, progress, done, total)
+            done += len(files)
+        if "val" not in splits:
+            train = splits["train"]
+            kept, carved = carve(train.labels, VAL_FRACTION)
+            splits["train"] = Split(train.images[kept], train.labels[kept])
+            splits["val"] = Split(train.images[carved], train.labels[carved])
+        if len(splits["val"]) == 0:
+            raise DatasetError(
+                f"task {task.name!r} has no validation images: add a val folder or more "
+                "training images per class"
+            )
+        tasks.append(
+            Task(task.name, task.classes, shuffled(splits["train"]), splits["val"], splits["test"])
+        )
+    return tasks
