@@ -1,0 +1,3 @@
+from mtlsearch.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""Study settings: a preset (TOML) with command-line overrides, validated, stored on the study."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mtlsearch._train import Fidelity
+from mtlsearch.errors import SettingsMismatchError, UsageError
+
+DEFAULT_PRESET = "embedded"
+_TOP_KEYS = {"description", "dataset", "backbone", "image_size", "granularity", "budget", "seed", "fidelity"}
+# Where the data lives may differ between machines; everything else defines the study.
+_NOT_COMPARED = {"data_root", "description"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that defines a search (DESIGN.md: stored on the study when it is created)."""
+
+    preset: str
+    dataset: str
+    backbone: str
+    image_size: int
+    budget: float
+    granularity: str
+    seed: int
+    fidelity: Fidelity
+    tasks: tuple[str, ...] = ()
+    num_classes: tuple[int, ...] = ()
+    data_root: str | None = None
+    description: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["tasks"], out["num_classes"] = list(self.tasks), list(self.num_classes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        data = dict(data)
+        data["fidelity"] = Fidelity(**data["fidelity"])
+        data["tasks"], data["num_classes"] = tuple(data["tasks"]), tuple(data["num_classes"])
+        return cls(**data)
+
+    def differences(self, other: Settings) -> list[str]:
+        """``name: stored -> asked`` for every setting that differs (fidelity flattened)."""
+        mine, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        return [
+            f"{key}: {mine.get(key)!r} -> {theirs.get(key)!r}"
+            for key in sorted(set(mine) | set(theirs))
+            if key not in _NOT_COMPARED and mine.get(key) != theirs.get(key)
+        ]
+
+    def check_same(self, asked: Settings, study_name: str) -> None:
+        diffs = self.differences(asked)
+        if diffs:
+            raise SettingsMismatchError(
+                f"study {study_name!r} was created with other settings ({'; '.join(diffs)}): "
+                "rerun with the study's settings or choose another --study-name"
+            )
+
+
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in d.items() if k != "fidelity"}
+    out.update({f"fidelity.{k}": v for k, v in d["fidelity"].items()})
+    return out
+
+
+def available_presets() -> list[str]:
+    folder = resources.files("mtlsearch.studies")
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def read_preset(preset: str) -> tuple[str, dict[str, Any]]:
+    """``(name, table)`` of a preset: a name in ``studies/`` or a path to a TOML file."""
+    path = Path(preset)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise UsageError(f"preset file {path} does not exist: pass an existing .toml file or one of {', '.join(available_presets())}")
+        text, name = path.read_text(), path.stem
+    else:
+        resource = resources.files("mtlsearch.studies").joinpath(f"{preset}.toml")
+        if not resource.is_file():
+            raise UsageError(f"unknown preset {preset!r}: choose one of {', '.join(available_presets())} or pass a .toml path")
+        text, name = resource.read_text(), preset
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"preset {preset} is not valid TOML ({exc}): fix the file") from None
+    unknown = sorted(set(table) - _TOP_KEYS)
+    if unknown:
+        raise UsageError(f"preset {preset} has unknown keys {unknown}: valid keys are {sorted(_TOP_KEYS)}")
+    return name, table
+
+
+def _check_range(name: str, value: float, low: float, high: float | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise UsageError(f"{name} is {value}: use a value in {bounds}")
+
+
+def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
+    """Preset values, then every override that is not ``None``; validated.
+
+    Override keys: the fields of ``Settings`` and of ``Fidelity`` (``epochs``, ``train_size``...).
+    """
+    from mtlsearch.models import check_granularity, get_backbone
+
+    name, table = read_preset(preset)
+    fidelity_table = dict(table.pop("fidelity", {}))
+    fidelity_fields = {f.name for f in dataclasses.fields(Fidelity)}
+    unknown = sorted(set(fidelity_table) - fidelity_fields)
+    if unknown:
+        raise UsageError(f"preset {preset} has unknown fidelity keys {unknown}: valid keys are {sorted(fidelity_fields)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fidelity_table.update({k: given.pop(k) for k in list(given) if k in fidelity_fields})
+    values = {
+        "dataset": "fashion-domains",
+        "backbone": "resnet18-narrow",
+        "image_size": 28,
+        "granularity": "block",
+        "budget": 0.1,
+        "seed": 0,
+        **{k: v for k, v in table.items()},
+        **given,
+    }
+    if values.get("data_root") is not None:
+        values["dataset"] = "folder"
+        values["data_root"] = str(Path(values["data_root"]).resolve())
+    try:
+        fidelity = Fidelity(**fidelity_table)
+        settings = Settings(preset=name, fidelity=fidelity, **values)
+    except TypeError as exc:
+        raise UsageError(f"preset {preset} is malformed ({exc}): check it against studies/embedded.toml") from None
+    _check_range("--budget", settings.budget, 0.0, 1.0)
+    _check_range("--image-size", settings.image_size, 8)
+    _check_range("--epochs", fidelity.epochs, 1)
+    _check_range("--train-size", fidelity.train_size, 2)
+    _check_range("batch_size", fidelity.batch_size, 1)
+    _check_range("lr", fidelity.lr, 0.0)
+    get_backbone(settings.backbone)
+    check_granularity(settings.granularity)
+    return settings

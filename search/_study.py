@@ -1,0 +1,130 @@
+"""The study contract (DESIGN.md): metrics, directions, settings, baselines, search space."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mtlsearch._settings import Settings
+from mtlsearch.errors import UsageError
+from mtlsearch.models import BASELINES, BackboneSpec, backbone_spec, strategy_allocation
+from mtlsearch.models._strategies import _largest_fraction
+
+if TYPE_CHECKING:
+    import optuna
+
+DIRECTIONS = ("maximize", "minimize")
+METRIC_NAMES = ("accuracy", "params")
+SETTINGS_ATTR = "settings"
+PARAM_PREFIX = "alloc:"
+CONSTRAINTS_KEY = "constraints"  # the list optuna-dashboard 0.21 and Optuna's samplers read
+
+
+class AllocationSpace:
+    """One float per unit: the fraction of its filters that are task-specific.
+
+    Each range stops at the largest fraction the budget allows that unit on its own; the sum
+    over units is left to the constraint, so over-budget proposals exist and are recorded.
+    """
+
+    def __init__(self, spec: BackboneSpec, granularity: str, budget: float) -> None:
+        self.spec, self.granularity, self.budget = spec, granularity, budget
+
+    @cached_property
+    def caps(self) -> dict[str, float]:
+        room = int(self.budget * self.spec.conv_params + 1e-6)
+        return {u: _largest_fraction(cs, room) for u, cs in self.spec.unit_convs(self.granularity).items()}  # type: ignore[arg-type]
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, float]:
+        return {u: trial.suggest_float(PARAM_PREFIX + u, 0.0, cap) for u, cap in self.caps.items()}
+
+    @staticmethod
+    def params(allocation: Mapping[str, float]) -> dict[str, float]:
+        return {PARAM_PREFIX + u: float(f) for u, f in allocation.items()}
+
+    @staticmethod
+    def allocation(params: Mapping[str, float]) -> dict[str, float]:
+        return {k.removeprefix(PARAM_PREFIX): v for k, v in params.items() if k.startswith(PARAM_PREFIX)}
+
+
+def space_for(settings: Settings) -> AllocationSpace:
+    return AllocationSpace(backbone_spec(settings.backbone), settings.granularity, settings.budget)
+
+
+def make_sampler(settings: Settings) -> optuna.samplers.BaseSampler:
+    """Seeded multivariate TPE; it reads the ``constraints`` attribute of every trial."""
+    import optuna
+
+    return optuna.samplers.TPESampler(
+        seed=settings.seed,
+        multivariate=True,
+        n_startup_trials=len(BASELINES),
+        constant_liar=True,
+    )
+
+
+def stored_settings(study: optuna.Study) -> Settings | None:
+    data = study.user_attrs.get(SETTINGS_ATTR)
+    return Settings.from_dict(data) if data else None
+
+
+def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """An existing mtlsearch study with its stored settings' sampler."""
+    import optuna
+
+    if not study_exists(storage, name):
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        hint = f"existing studies: {', '.join(names)}" if names else "the storage holds no study"
+        raise UsageError(f"no study named {name!r} ({hint}): check --study-name and --storage")
+    study = optuna.load_study(study_name=name, storage=storage)
+    settings = stored_settings(study)
+    if settings is None:
+        raise UsageError(f"study {name!r} was not created by mtlsearch: choose another --study-name")
+    study.sampler = make_sampler(settings)
+    return study
+
+
+def create_or_load(
+    storage: optuna.storages.BaseStorage, name: str, settings: Settings
+) -> tuple[optuna.Study, bool]:
+    """``(study, created)``. An existing study must have the same settings (else exit 2)."""
+    import optuna
+
+    if study_exists(storage, name):
+        study = load_study(storage, name)
+        stored = stored_settings(study)
+        assert stored is not None
+        stored.check_same(settings, name)
+        return study, False
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=list(DIRECTIONS),
+        sampler=make_sampler(settings),
+        load_if_exists=True,
+    )
+    if stored_settings(study) is not None:  # another process created it first
+        stored_settings(study).check_same(settings, name)  # type: ignore[union-attr]
+        return study, False
+    study.set_metric_names(list(METRIC_NAMES))
+    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
+    space = space_for(settings)
+    for strategy in BASELINES:
+        allocation = strategy_allocation(
+            strategy, space.spec, settings.granularity, settings.budget, seed=settings.seed  # type: ignore[arg-type]
+        )
+        study.enqueue_trial(space.params(allocation), user_attrs={"strategy": strategy})
+    return study, True
+
+
+def default_study_name(settings: Settings) -> str:
+    return f"{settings.preset}-{settings.backbone}-budget{settings.budget:g}"
