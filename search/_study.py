@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -115,7 +116,9 @@ def create_or_load(
     if stored_settings(study) is not None:  # another process created it first
         stored_settings(study).check_same(settings, name)  # type: ignore[union-attr]
         return study, False
-    study.set_metric_names(list(METRIC_NAMES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(METRIC_NAMES))
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     space = space_for(settings)
     for strategy in BASELINES:

@@ -50,6 +50,33 @@ def _set_constraint(study: optuna.Study, trial: optuna.Trial, value: float) -> N
     study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [value])
 
 
+def _propose(study, trial, space, spec, num_classes, settings, strategy) -> Candidate:  # type: ignore[no-untyped-def]
+    """The trial's candidate, counted without a model; its attributes and constraint recorded."""
+    allocation = space.suggest(trial)
+    candidate = Candidate.create(spec, num_classes, allocation, settings.granularity, strategy=strategy)
+    trial.set_user_attr("strategy", strategy)
+    trial.set_user_attr("allocation", candidate.allocation_dict)
+    trial.set_user_attr("specific_fraction", candidate.specific_fraction)
+    trial.set_user_attr("params", candidate.counts.total)
+    _set_constraint(study, trial, candidate.violation(settings.budget))
+    return candidate
+
+
+def _train(candidate: Candidate, settings: Settings, tasks: Sequence[Task], device: str, on_step: StepCallback | None) -> TrainResult:
+    import torch
+
+    from mtlsearch.models import build_model
+
+    torch.manual_seed(settings.seed)  # every candidate starts from the same backbone
+    model = build_model(
+        settings.backbone,
+        num_classes=[t.num_classes for t in tasks],
+        allocation=candidate.allocation_dict,
+        granularity=settings.granularity,  # type: ignore[arg-type]
+    )
+    return train_candidate(model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=on_step)
+
+
 def run_worker(
     study: optuna.Study,
     settings: Settings,
@@ -65,7 +92,6 @@ def run_worker(
     Over-budget candidates are recorded (PRUNED, constraint > 0) and never trained. On Ctrl-C
     the running trial is failed, its allocation re-enqueued, and ``KeyboardInterrupt`` raised.
     """
-    import torch
     from optuna.trial import TrialState
 
     callbacks = callbacks or Callbacks()
@@ -86,36 +112,10 @@ def run_worker(
         trial = study.ask()
         strategy = trial.user_attrs.get("strategy", "search")
         try:
-            allocation = space.suggest(trial)
-            candidate = Candidate.create(spec, num_classes, allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
-            trial.set_user_attr("strategy", strategy)
-            trial.set_user_attr("allocation", candidate.allocation_dict)
-            trial.set_user_attr("specific_fraction", candidate.specific_fraction)
-            trial.set_user_attr("params", candidate.counts.total)
-            violation = candidate.violation(settings.budget)
-            _set_constraint(study, trial, violation)
-            if violation > 1e-12:
-                study.tell(trial, state=TrialState.PRUNED)
-                summary.infeasible.append(trial.number)
-                callbacks.trial_infeasible(trial.number, candidate)
-                infeasible_in_a_row += 1
-                if infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
-                    raise RuntimeError(f"the sampler proposed {infeasible_in_a_row} over-budget candidates in a row")
-                continue
-            infeasible_in_a_row = 0
-            callbacks.trial_started(trial.number, candidate, trained, n_trials)
-            torch.manual_seed(settings.seed)  # every candidate starts from the same backbone
-            from mtlsearch.models import build_model
-
-            model = build_model(
-                settings.backbone,
-                num_classes=num_classes,
-                allocation=allocation,
-                granularity=settings.granularity,  # type: ignore[arg-type]
-            )
-            result = train_candidate(
-                model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=callbacks.on_step
-            )
+            candidate = _propose(study, trial, space, spec, num_classes, settings, strategy)
+            if candidate.violation(settings.budget) <= 1e-12:
+                callbacks.trial_started(trial.number, candidate, trained, n_trials)
+                result = _train(candidate, settings, tasks, device, callbacks.on_step)
         except KeyboardInterrupt:
             study.tell(trial, state=TrialState.FAIL)
             if trial.params:  # the same allocation is trained on the next run
@@ -130,6 +130,15 @@ def run_worker(
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
             raise
+        if candidate.violation(settings.budget) > 1e-12:
+            study.tell(trial, state=TrialState.PRUNED)
+            summary.infeasible.append(trial.number)
+            callbacks.trial_infeasible(trial.number, candidate)
+            infeasible_in_a_row += 1
+            if infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
+                raise RuntimeError(f"the sampler proposed {infeasible_in_a_row} over-budget candidates in a row")
+            continue
+        infeasible_in_a_row = 0
         trial.set_user_attr("task_accuracy", result.task_accuracy)
         trial.set_user_attr("train_seconds", result.train_seconds)
         trial.set_user_attr("images_per_second", result.images_per_second)

@@ -116,6 +116,7 @@ def run(
     )
     report_path = out / f"{name}.html"
     interrupted = False
+    _stop_on_signals()
     try:
         _run_worker(study, settings, tasks, n_trials=n_trials, timeout=timeout, device=device)
     except KeyboardInterrupt:
@@ -126,6 +127,17 @@ def run(
     console.print(f"report: {report_path}")
     if interrupted:
         raise typer.Exit(130)
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the worker cleanly, even where the shell started us ignoring them."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _run_worker(study: object, settings: object, tasks: list, *, n_trials: int, timeout: float | None, device: str) -> None:
