@@ -1,0 +1,90 @@
+"""Multi-domain training step against plain timm training of the same backbone.
+
+    python benchmarks/step_throughput.py [--backbone resnet18-narrow] [--tasks 4] [--batch 64]
+
+Both take T x b images per step: the multi-domain model one batch of b from each of T tasks
+(budget 0.1, bottom-specific, per-task norms and heads), plain timm one batch of T x b.
+Rounds are interleaved in one process so both see the same machine state. The last line is
+``ratio=<multi-domain images/s over plain images/s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from mtlsearch._train import Fidelity, make_optimizer, resolve_device, to_input, train_step
+from mtlsearch.models import backbone_spec, build_model, get_backbone, strategy_allocation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet18-narrow")
+    parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=64, help="images per task and step")
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=0.1)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    spec = backbone_spec(args.backbone)
+    allocation = strategy_allocation("bottom-specific", spec, "block", args.budget)
+    multi = build_model(args.backbone, num_classes=[args.classes] * args.tasks, allocation=allocation, granularity="block").to(device)
+    plain = get_backbone(args.backbone).create()
+    plain.reset_classifier(args.classes)
+    plain.to(device)
+    fidelity = Fidelity()
+    multi_opt, _ = make_optimizer(multi, fidelity, 1)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=fidelity.lr, momentum=0.9, nesterov=True, weight_decay=fidelity.weight_decay)
+    size = (args.batch, 3, args.image_size, args.image_size)
+    batches = [
+        (torch.randint(0, 256, size, dtype=torch.uint8, device=device), torch.randint(0, args.classes, (args.batch,), device=device))
+        for _ in range(args.tasks)
+    ]
+    joined_x = torch.cat([x for x, _ in batches])
+    joined_y = torch.cat([y for _, y in batches])
+
+    def multi_step() -> None:
+        train_step(multi, multi_opt, batches)
+
+    def plain_step() -> None:
+        plain_opt.zero_grad(set_to_none=True)
+        F.cross_entropy(plain(to_input(joined_x)), joined_y).backward()
+        plain_opt.step()
+
+    def timed(step) -> float:  # type: ignore[no-untyped-def]
+        for _ in range(2):
+            step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return args.steps * args.tasks * args.batch / (time.perf_counter() - start)
+
+    multi.train()
+    plain.train()
+    multi_rates, plain_rates = [], []
+    for r in range(args.rounds):
+        order = (multi_step, plain_step) if r % 2 == 0 else (plain_step, multi_step)
+        for step in order:
+            (multi_rates if step is multi_step else plain_rates).append(timed(step))
+    m, p = statistics.median(multi_rates), statistics.median(plain_rates)
+    print(f"device={device} backbone={args.backbone} tasks={args.tasks} batch/task={args.batch} image={args.image_size}px threads={torch.get_num_threads()}")
+    print(f"multi-domain: {m:.0f} images/s (median of {args.rounds} rounds)")
+    print(f"plain timm:   {p:.0f} images/s")
+    print(f"ratio={m / p:.3f}")
+
+
+if __name__ == "__main__":
+    main()
