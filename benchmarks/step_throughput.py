@@ -3,7 +3,7 @@
     python benchmarks/step_throughput.py [--backbone resnet18-narrow] [--tasks 4] [--batch 64]
 
 Both take T x b images per step: the multi-domain model one batch of b from each of T tasks
-(budget 0.1, bottom-specific, per-task norms and heads), plain timm one batch of T x b.
+(--budget 0.1, --strategy bottom-specific; per-task norms and heads), plain timm one batch of T x b.
 Rounds are interleaved in one process so both see the same machine state. The last line is
 ``ratio=<multi-domain images/s over plain images/s>``.
 """
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--budget", type=float, default=0.1)
+    parser.add_argument("--strategy", default="bottom-specific")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="auto")
@@ -36,14 +37,14 @@ def main() -> None:
     device = resolve_device(args.device)
     torch.manual_seed(0)
     spec = backbone_spec(args.backbone)
-    allocation = strategy_allocation("bottom-specific", spec, "block", args.budget)
+    allocation = strategy_allocation(args.strategy, spec, "block", args.budget)
     multi = build_model(args.backbone, num_classes=[args.classes] * args.tasks, allocation=allocation, granularity="block").to(device)
     plain = get_backbone(args.backbone).create()
     plain.reset_classifier(args.classes)
     plain.to(device)
     fidelity = Fidelity()
     multi_opt, _ = make_optimizer(multi, fidelity, 1)
-    plain_opt = torch.optim.SGD(plain.parameters(), lr=fidelity.lr, momentum=0.9, nesterov=True, weight_decay=fidelity.weight_decay)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=fidelity.lr, momentum=0.9, nesterov=True, weight_decay=fidelity.weight_decay, foreach=True)
     size = (args.batch, 3, args.image_size, args.image_size)
     batches = [
         (torch.randint(0, 256, size, dtype=torch.uint8, device=device), torch.randint(0, args.classes, (args.batch,), device=device))
@@ -80,7 +81,7 @@ def main() -> None:
         for step in order:
             (multi_rates if step is multi_step else plain_rates).append(timed(step))
     m, p = statistics.median(multi_rates), statistics.median(plain_rates)
-    print(f"device={device} backbone={args.backbone} tasks={args.tasks} batch/task={args.batch} image={args.image_size}px threads={torch.get_num_threads()}")
+    print(f"device={device} backbone={args.backbone} strategy={args.strategy} budget={args.budget} tasks={args.tasks} batch/task={args.batch} image={args.image_size}px threads={torch.get_num_threads()}")
     print(f"multi-domain: {m:.0f} images/s (median of {args.rounds} rounds)")
     print(f"plain timm:   {p:.0f} images/s")
     print(f"ratio={m / p:.3f}")

@@ -27,14 +27,15 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=["bottom-specific", "top-specific"])
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--train-size", type=int)
+    parser.add_argument("--lr", type=float)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    settings = resolve_settings("embedded", budget=args.budget, epochs=args.epochs, train_size=args.train_size)
+    settings = resolve_settings("embedded", budget=args.budget, epochs=args.epochs, train_size=args.train_size, lr=args.lr)
     tasks = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size)
     spec = backbone_spec(settings.backbone)
     device = resolve_device(args.device)
     num_classes = [t.num_classes for t in tasks]
-    print(f"{settings.backbone}, budget {args.budget}, {settings.fidelity.epochs} epochs x {settings.fidelity.train_size} images per task, seeds {args.seeds}")
+    print(f"{settings.backbone}, budget {args.budget}, lr {settings.fidelity.lr}, {settings.fidelity.epochs} epochs x {settings.fidelity.train_size} images per task, seeds {args.seeds}")
     means = {}
     for strategy in args.strategies:
         allocation = strategy_allocation(strategy, spec, settings.granularity, args.budget)  # type: ignore[arg-type]

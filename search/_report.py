@@ -75,10 +75,10 @@ def pareto_info(study: optuna.Study, frame: pd.DataFrame | None = None) -> Paret
 
 
 def summary_table(info: ParetoInfo, *, limit: int = 8) -> pd.DataFrame:
-    """The baselines and the best searched candidates on the front, best accuracy first."""
+    """The baselines and the best searched candidates (front marked), best accuracy first."""
     import pandas as pd
 
-    searched = info.front[~info.front["strategy"].isin(BASELINES)].nlargest(limit, "accuracy")
+    searched = info.trained[~info.trained["strategy"].isin(BASELINES)].nlargest(limit, "accuracy")
     table = pd.concat([info.baselines, searched]).sort_values("accuracy", ascending=False)
     task_cols = [c for c in table.columns if c.startswith(TASK_PREFIX)]
     return table[["trial", "strategy", "params", "specific_fraction", "accuracy", *task_cols, "pareto"]]
@@ -162,7 +162,7 @@ table.results{{border-collapse:collapse;font-size:14px}}table.results td,table.r
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(described)}</p><p>{html.escape(counts)}</p>
 {fig.to_html(full_html=False, include_plotlyjs=True)}
-<h2>Per-task validation accuracy: baselines and the best candidates on the front</h2>
+<h2>Per-task validation accuracy: baselines and the best searched candidates</h2>
 {_table_html(summary_table(info)) if len(info.trained) else "<p>No trained trial yet.</p>"}
 </body></html>
 """

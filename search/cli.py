@@ -47,7 +47,7 @@ def _print_table(study: object) -> None:
         return
     table_data = summary_table(info)
     reference = info.baselines.set_index("strategy")["accuracy"].get("bottom-specific")
-    table = Table(title="Baselines and the best candidates on the Pareto front", title_justify="left")
+    table = Table(title="Baselines and the best searched candidates (front: on the Pareto front)", title_justify="left")
     task_cols = [c for c in table_data.columns if c.startswith(TASK_PREFIX)]
     for name in ("trial", "strategy", "params", "specific", "accuracy", "vs bottom", *[c.removeprefix(TASK_PREFIX) for c in task_cols], "front"):
         table.add_column(name, justify="left" if name == "strategy" else "right")

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from mtlsearch._report import pareto_figure, pareto_info, summary_table, write_report
+from mtlsearch._study import create_or_load
+
+TASKS = ("grayscale", "negative-tint", "sketch", "striped")
+
+
+def _add(study, number_hint: str, strategy: str, accuracy: float | None, params: int, fraction: float, budget: float) -> None:
+    attrs = {"strategy": strategy, "params": params, "specific_fraction": fraction}
+    if accuracy is not None:
+        attrs["task_accuracy"] = dict.fromkeys(TASKS, accuracy)
+    study.add_trial(create_trial(
+        state=TrialState.COMPLETE if accuracy is not None else TrialState.PRUNED,
+        values=[accuracy, params] if accuracy is not None else None,
+        params={"alloc:stem": fraction}, distributions={"alloc:stem": FloatDistribution(0, 1)},
+        user_attrs=attrs, system_attrs={"constraints": [fraction - budget]},
+    ))  # fmt: skip
+
+
+@pytest.fixture()
+def study(tmp_path, tiny_settings):
+    settings, _ = tiny_settings
+    study, _ = create_or_load(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'r.db'}"), "r", settings)
+    b = settings.budget
+    _add(study, "a", "shared", 0.80, 700, 0.0, b)
+    _add(study, "b", "bottom-specific", 0.84, 900, b, b)
+    _add(study, "c", "top-specific", 0.82, 900, b, b)
+    _add(study, "d", "random", 0.81, 900, b, b)
+    _add(study, "e", "search", 0.83, 800, b / 2, b)  # on the front
+    _add(study, "f", "search", 0.79, 850, b / 2, b)  # dominated
+    _add(study, "g", "search", None, 1200, b * 2, b)  # over budget, never trained
+    return study
+
+
+def test_pareto_data(study) -> None:
+    info = pareto_info(study)
+    assert list(info.front["strategy"]) == ["shared", "search", "bottom-specific"]
+    assert list(info.front["params"]) == [700, 800, 900]
+    assert set(info.baselines["strategy"]) == {"shared", "bottom-specific", "top-specific", "random"}
+    assert list(info.infeasible["params"]) == [1200]
+    assert len(info.trained) == 6 and not info.trained["trial"].isin(info.infeasible["trial"]).any()
+    assert info.budget_params == pytest.approx(900)
+
+
+def test_summary_table_lists_baselines_and_best_searched(study) -> None:
+    table = summary_table(pareto_info(study))
+    assert list(table["accuracy"]) == sorted(table["accuracy"], reverse=True)
+    assert set(table["strategy"]) == {"shared", "bottom-specific", "top-specific", "random", "search"}
+    assert "acc:sketch" in table.columns
+
+
+def test_figure_labels_baselines_and_keeps_infeasible_apart(study) -> None:
+    fig = pareto_figure(pareto_info(study))
+    names = [t.name for t in fig.data]
+    assert {"shared", "bottom-specific", "top-specific", "random", "Pareto front", "over budget"} <= set(names)
+    over = next(t for t in fig.data if t.name == "over budget")
+    assert over.yaxis != next(t for t in fig.data if t.name == "Pareto front").yaxis
+
+
+def test_report_is_self_contained(study, tmp_path) -> None:
+    page = write_report(study, tmp_path / "x.html").read_text()
+    assert "<script src=" not in page  # plotly.js inline: no network needed
+    assert "negative-tint" in page and "bottom-specific" in page
