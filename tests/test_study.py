@@ -7,15 +7,30 @@ import pytest
 from optuna.trial import TrialState
 
 from mtlsearch import _worker
+from mtlsearch._storage import open_storage
 from mtlsearch._study import AllocationSpace, create_or_load, space_for
 from mtlsearch._worker import run_worker
 from mtlsearch.errors import SettingsMismatchError
 from mtlsearch.models import BASELINES
 
 
-@pytest.fixture()
-def storage(tmp_path):
-    return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path):
+    """The same contract on both storages; on PostgreSQL the test's study is dropped after."""
+    if request.param == "sqlite":
+        yield open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+        return
+    storage = open_storage(POSTGRES)
+    for summary in optuna.get_all_study_summaries(storage):
+        if summary.study_name == "s":
+            optuna.delete_study(study_name="s", storage=storage)
+    yield storage
+    for summary in optuna.get_all_study_summaries(storage):
+        if summary.study_name == "s":
+            optuna.delete_study(study_name="s", storage=storage)
 
 
 def test_contract_on_creation(storage, tiny_settings) -> None:
@@ -44,7 +59,7 @@ def test_joining_with_other_settings_names_them(storage, tiny_settings) -> None:
     other = dataclasses.replace(settings, budget=0.3, fidelity=dataclasses.replace(settings.fidelity, epochs=9))
     with pytest.raises(SettingsMismatchError, match=r"budget.*fidelity\.epochs|fidelity\.epochs.*budget"):
         create_or_load(storage, "s", other)
-    assert len(storage.get_all_studies()) == 1
+    assert [st.study_name for st in storage.get_all_studies()].count("s") == 1
 
 
 def test_trained_trials_carry_the_contract_attributes(storage, tiny_settings) -> None:
