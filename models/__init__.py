@@ -20,7 +20,13 @@ from mtlsearch.models._spec import (
     check_granularity,
     spec_from_model,
 )
-from mtlsearch.models._strategies import BASELINES, STRATEGIES, strategy_allocation
+from mtlsearch.models._strategies import (
+    BASELINES,
+    STRATEGIES,
+    budget_room,
+    largest_fraction,
+    strategy_allocation,
+)
 
 __all__ = [
     "BACKBONES",
@@ -36,11 +42,13 @@ __all__ = [
     "MultiDomainNet",
     "ParamCount",
     "backbone_spec",
+    "budget_room",
     "build_model",
     "check_allocation",
     "check_granularity",
     "count_params",
     "get_backbone",
+    "largest_fraction",
     "spec_from_model",
     "specific_filters",
     "strategy_allocation",

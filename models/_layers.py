@@ -10,17 +10,12 @@ from torch import nn
 
 
 class TaskState:
-    """Which task the network is running; shared by every per-task layer of one network.
+    """Which task the network is running; shared by every per-task layer of one network."""
 
-    ``task`` is an index, or ``None`` for a batch that holds ``tasks`` equal chunks, task 0
-    first: shared filters then run once over the whole batch.
-    """
+    __slots__ = ("task",)
 
-    __slots__ = ("task", "tasks")
-
-    def __init__(self, tasks: int) -> None:
-        self.task: int | None = 0
-        self.tasks = tasks
+    def __init__(self) -> None:
+        self.task = 0
 
 
 class TaskConv2d(nn.Module):
@@ -58,22 +53,10 @@ class TaskConv2d(nn.Module):
         own = specific[self.state.task]
         return own if shared is None else torch.cat((own, shared))
 
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.state.task is not None or self.specific is None:
-            if self.state.task is None:  # every task's chunk through the shared filters at once
-                return self._conv(x, self.shared, self.shared_bias)
-            return self._conv(x, self._pick(self.specific, self.shared), self._pick(self.specific_bias, self.shared_bias))
-        chunks = x.chunk(self.state.tasks)
-        own = torch.cat([
-            self._conv(c, self.specific[t], None if self.specific_bias is None else self.specific_bias[t])
-            for t, c in enumerate(chunks)
-        ])  # fmt: skip
-        if self.shared is None:
-            return own
-        return torch.cat((own, self._conv(x, self.shared, self.shared_bias)), dim=1)
+        weight = self._pick(self.specific, self.shared)
+        bias = self._pick(self.specific_bias, self.shared_bias)
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return f"out_channels={self.out_channels}, task_specific={self.k}, groups={self.groups}"
@@ -88,6 +71,4 @@ class TaskNorm(nn.Module):
         self.copies = nn.ModuleList(copy.deepcopy(norm) for _ in range(tasks))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.state.task is None:
-            return torch.cat([norm(c) for norm, c in zip(self.copies, x.chunk(self.state.tasks))])
         return self.copies[self.state.task](x)

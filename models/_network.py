@@ -34,7 +34,7 @@ class MultiDomainNet(nn.Module):
         spec = spec_from_model(name, backbone)
         check_allocation(spec, allocation, granularity)
         tasks = len(num_classes)
-        self.state = TaskState(tasks)
+        self.state = TaskState()
         self.num_classes = tuple(num_classes)
         by_name = {c.name: c for c in spec.convs}
         for module_name, module in list(backbone.named_modules()):
@@ -51,25 +51,8 @@ class MultiDomainNet(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(spec.num_features, c) for c in num_classes)
 
     def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
-        """Logits of one task for a batch of that task's images."""
         self.state.task = task
         return self.heads[task](self.backbone(x))
-
-    def forward_tasks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Logits of every task for a batch of equal chunks, task 0 first.
-
-        The same result as ``forward`` on each chunk, but shared filters run once over the
-        whole batch (one large conv instead of one small conv per task).
-        """
-        tasks = len(self.heads)
-        if len(x) % tasks:
-            raise ValueError(f"a batch of {len(x)} images does not split into {tasks} equal chunks")
-        self.state.task = None
-        try:
-            features = self.backbone(x)
-        finally:
-            self.state.task = 0
-        return [head(f) for head, f in zip(self.heads, features.chunk(tasks))]
 
 
 def build_model(

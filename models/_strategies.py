@@ -13,7 +13,12 @@ STRATEGIES = ("shared", "bottom-specific", "top-specific", "random", "independen
 BASELINES = ("shared", "bottom-specific", "top-specific", "random")
 
 
-def _largest_fraction(convs: Sequence[ConvSpec], room: int) -> float:
+def budget_room(spec: BackboneSpec, budget: float) -> int:
+    """Conv parameters one task may own under ``budget``."""
+    return int(budget * spec.conv_params + 1e-6)
+
+
+def largest_fraction(convs: Sequence[ConvSpec], room: int) -> float:
     """The largest fraction of a unit whose task-specific filters fit in ``room`` parameters."""
     options = sorted({j / c.out_channels for c in convs for j in range(c.out_channels + 1)})
     best = 0.0
@@ -27,7 +32,7 @@ def _largest_fraction(convs: Sequence[ConvSpec], room: int) -> float:
 
 def fill(spec: BackboneSpec, granularity: Granularity, order: Sequence[str], budget: float) -> dict[str, float]:
     """Make units task-specific in ``order`` until ``budget`` is spent; the last one partly."""
-    room = int(budget * spec.conv_params + 1e-6)
+    room = budget_room(spec, budget)
     unit_convs = spec.unit_convs(granularity)
     allocation = dict.fromkeys(spec.units(granularity), 0.0)
     for unit in order:
@@ -37,7 +42,7 @@ def fill(spec: BackboneSpec, granularity: Granularity, order: Sequence[str], bud
             allocation[unit] = 1.0
             room -= size
             continue
-        fraction = _largest_fraction(convs, room)
+        fraction = largest_fraction(convs, room)
         allocation[unit] = fraction
         break
     return allocation

@@ -126,7 +126,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         "granularity": "block",
         "budget": 0.1,
         "seed": 0,
-        **{k: v for k, v in table.items()},
+        **table,
         **given,
     }
     if values.get("data_root") is not None:

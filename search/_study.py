@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 from mtlsearch._settings import Settings
 from mtlsearch.errors import UsageError
-from mtlsearch.models import BASELINES, BackboneSpec, backbone_spec, strategy_allocation
-from mtlsearch.models._strategies import _largest_fraction
+from mtlsearch.models import (
+    BASELINES,
+    BackboneSpec,
+    backbone_spec,
+    budget_room,
+    largest_fraction,
+    strategy_allocation,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -34,8 +40,8 @@ class AllocationSpace:
 
     @cached_property
     def caps(self) -> dict[str, float]:
-        room = int(self.budget * self.spec.conv_params + 1e-6)
-        return {u: _largest_fraction(cs, room) for u, cs in self.spec.unit_convs(self.granularity).items()}  # type: ignore[arg-type]
+        room = budget_room(self.spec, self.budget)
+        return {u: largest_fraction(cs, room) for u, cs in self.spec.unit_convs(self.granularity).items()}  # type: ignore[arg-type]
 
     def suggest(self, trial: optuna.Trial) -> dict[str, float]:
         return {u: trial.suggest_float(PARAM_PREFIX + u, 0.0, cap) for u, cap in self.caps.items()}
@@ -50,7 +56,12 @@ class AllocationSpace:
 
 
 def space_for(settings: Settings) -> AllocationSpace:
-    return AllocationSpace(backbone_spec(settings.backbone), settings.granularity, settings.budget)
+    return _space(settings.backbone, settings.granularity, settings.budget)
+
+
+@cache
+def _space(backbone: str, granularity: str, budget: float) -> AllocationSpace:
+    return AllocationSpace(backbone_spec(backbone), granularity, budget)
 
 
 def make_sampler(settings: Settings) -> optuna.samplers.BaseSampler:

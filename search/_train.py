@@ -62,18 +62,12 @@ def train_step(
 ) -> float:
     """One optimisation step over one batch of every task; returns the summed loss.
 
-    Equal batches go through the network together (``forward_tasks``); the loss is the sum
-    of every task's mean cross-entropy either way.
+    Each task's batch runs through that task's model; one backward over the summed loss.
     """
-    import torch
     import torch.nn.functional as F
 
     optimizer.zero_grad(set_to_none=True)
-    if len({len(y) for _, y in batches}) == 1:
-        logits = model.forward_tasks(to_input(torch.cat([x for x, _ in batches])))
-    else:
-        logits = [model(to_input(x), task) for task, (x, _) in enumerate(batches)]
-    loss = sum(F.cross_entropy(out, y) for out, (_, y) in zip(logits, batches))
+    loss = sum(F.cross_entropy(model(to_input(x), task), y) for task, (x, y) in enumerate(batches))
     loss.backward()  # type: ignore[union-attr]
     optimizer.step()
     return float(loss.detach())  # type: ignore[union-attr]

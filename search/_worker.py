@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mtlsearch.datasets import Task
 
 MAX_INFEASIBLE_IN_A_ROW = 2000
+FEASIBLE_TOLERANCE = 1e-12  # float noise in the specific fraction, far below one filter
 
 
 class Callbacks:
@@ -50,10 +51,13 @@ def _set_constraint(study: optuna.Study, trial: optuna.Trial, value: float) -> N
     study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [value])
 
 
-def _propose(study, trial, space, spec, num_classes, settings, strategy) -> Candidate:  # type: ignore[no-untyped-def]
+def _propose(
+    study: optuna.Study, trial: optuna.Trial, settings: Settings, num_classes: Sequence[int], strategy: str
+) -> Candidate:
     """The trial's candidate, counted without a model; its attributes and constraint recorded."""
-    allocation = space.suggest(trial)
-    candidate = Candidate.create(spec, num_classes, allocation, settings.granularity, strategy=strategy)
+    allocation = space_for(settings).suggest(trial)
+    spec = backbone_spec(settings.backbone)
+    candidate = Candidate.create(spec, num_classes, allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
     trial.set_user_attr("strategy", strategy)
     trial.set_user_attr("allocation", candidate.allocation_dict)
     trial.set_user_attr("specific_fraction", candidate.specific_fraction)
@@ -96,8 +100,6 @@ def run_worker(
 
     callbacks = callbacks or Callbacks()
     device = resolve_device(device)
-    space = space_for(settings)
-    spec = backbone_spec(settings.backbone)
     num_classes = [t.num_classes for t in tasks]
     summary = WorkerSummary()
     started = time.monotonic()
@@ -112,8 +114,9 @@ def run_worker(
         trial = study.ask()
         strategy = trial.user_attrs.get("strategy", "search")
         try:
-            candidate = _propose(study, trial, space, spec, num_classes, settings, strategy)
-            if candidate.violation(settings.budget) <= 1e-12:
+            candidate = _propose(study, trial, settings, num_classes, strategy)
+            feasible = candidate.violation(settings.budget) <= FEASIBLE_TOLERANCE
+            if feasible:
                 callbacks.trial_started(trial.number, candidate, trained, n_trials)
                 result = _train(candidate, settings, tasks, device, callbacks.on_step)
         except KeyboardInterrupt:
@@ -130,7 +133,7 @@ def run_worker(
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
             raise
-        if candidate.violation(settings.budget) > 1e-12:
+        if not feasible:
             study.tell(trial, state=TrialState.PRUNED)
             summary.infeasible.append(trial.number)
             callbacks.trial_infeasible(trial.number, candidate)
