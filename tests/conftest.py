@@ -28,8 +28,8 @@ def tiny_settings():
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    full_env.pop("OPTUNA_STORAGE", None) if env is None or "OPTUNA_STORAGE" not in env else None
+    full_env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
+    full_env.update({"COLUMNS": "200", **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "mtlsearch", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,

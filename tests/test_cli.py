@@ -122,8 +122,7 @@ def test_image_folder_run(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_leaves_no_running_trial_and_writes_the_report(tmp_path: Path) -> None:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("OPTUNA_STORAGE", None)
+    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mtlsearch", "run", "--epochs", "3", "--train-size", "1000", "--n-trials", "4", "--out", "rep"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
