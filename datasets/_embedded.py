@@ -6,7 +6,7 @@ from importlib import resources
 
 import numpy as np
 
-from mtlsearch.datasets._task import Split, Task, shuffled
+from mtlsearch.datasets._task import SPLITS, Split, Task, shuffled
 from mtlsearch.errors import DatasetError
 
 EMBEDDED = "fashion-domains"
@@ -25,7 +25,7 @@ def load_fashion_domains() -> list[Task]:
         tasks = []
         for domain in DOMAINS:
             splits = {}
-            for split in ("train", "val", "test"):
+            for split in SPLITS:
                 images = archive[f"{domain}.{split}.images"]
                 if images.shape[1] == 1:
                     images = np.repeat(images, 3, axis=1)

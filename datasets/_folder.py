@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlsearch.datasets._task import Split, Task, carve, shuffled
+from mtlsearch.datasets._task import SPLITS, Split, Task, carve, shuffled
 from mtlsearch.errors import DatasetError
 
 LAYOUT = "ROOT/<task>/{train,val,test}/<class>/<image>"
@@ -51,7 +51,7 @@ def scan_folder(root: Path) -> list[FolderTask]:
                 f"{task_dir / 'train'} has no class folders: lay images out as {LAYOUT}"
             ) from None
         files = {}
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             split_dir = task_dir / split
             if not split_dir.is_dir():
                 continue

@@ -41,10 +41,6 @@ class Task:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    @property
-    def image_size(self) -> int:
-        return int(self.train.images.shape[-1])
-
     def split(self, name: str) -> Split:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 

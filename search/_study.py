@@ -50,10 +50,6 @@ class AllocationSpace:
     def params(allocation: Mapping[str, float]) -> dict[str, float]:
         return {PARAM_PREFIX + u: float(f) for u, f in allocation.items()}
 
-    @staticmethod
-    def allocation(params: Mapping[str, float]) -> dict[str, float]:
-        return {k.removeprefix(PARAM_PREFIX): v for k, v in params.items() if k.startswith(PARAM_PREFIX)}
-
 
 def space_for(settings: Settings) -> AllocationSpace:
     return _space(settings.backbone, settings.granularity, settings.budget)
@@ -113,19 +109,17 @@ def create_or_load(
 
     if study_exists(storage, name):
         study = load_study(storage, name)
-        stored = stored_settings(study)
-        assert stored is not None
+    else:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            directions=list(DIRECTIONS),
+            sampler=make_sampler(settings),
+            load_if_exists=True,
+        )
+    stored = stored_settings(study)
+    if stored is not None:  # an existing study, or another process created it first
         stored.check_same(settings, name)
-        return study, False
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        directions=list(DIRECTIONS),
-        sampler=make_sampler(settings),
-        load_if_exists=True,
-    )
-    if stored_settings(study) is not None:  # another process created it first
-        stored_settings(study).check_same(settings, name)  # type: ignore[union-attr]
         return study, False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

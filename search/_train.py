@@ -129,8 +129,8 @@ def train_candidate(
     steps_per_epoch = math.ceil(max(sizes) / batch)
     total_steps = steps_per_epoch * fidelity.epochs
     optimizer, scheduler = make_optimizer(model, fidelity, total_steps)
-    orders = [torch.randperm(n, generator=generator) for n in sizes]
-    cursors = [0] * len(tasks)
+    orders = [torch.empty(0, dtype=torch.long)] * len(tasks)
+    cursors = list(sizes)  # a cursor at the end reshuffles that task before its next batch
 
     def next_batch(task: int) -> tuple[torch.Tensor, torch.Tensor]:
         if cursors[task] + batch > sizes[task]:  # reshuffle; smaller tasks cycle
@@ -143,8 +143,7 @@ def train_candidate(
     started = time.perf_counter()
     for step in range(total_steps):
         if step % steps_per_epoch == 0:  # every epoch starts each task afresh
-            orders = [torch.randperm(n, generator=generator) for n in sizes]
-            cursors = [0] * len(tasks)
+            cursors[:] = sizes
         loss = train_step(model, optimizer, [next_batch(t) for t in range(len(tasks))])
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at step {step} (loss {loss})")

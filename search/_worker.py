@@ -123,7 +123,6 @@ def run_worker(
             study.tell(trial, state=TrialState.FAIL)
             if trial.params:  # the same allocation is trained on the next run
                 study.enqueue_trial(trial.params, user_attrs={"strategy": strategy, "retry_of": trial.number})
-            summary.stopped_by = "interrupt"
             raise
         except FloatingPointError as exc:
             trial.set_user_attr("error", str(exc))
