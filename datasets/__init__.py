@@ -21,6 +21,7 @@ __all__ = [
     "Split",
     "Task",
     "carve",
+    "describe_tasks",
     "load_fashion_domains",
     "load_folder",
     "load_tasks",
@@ -43,6 +44,17 @@ def resize_tasks(tasks: Sequence[Task], image_size: int) -> list[Task]:
         return Split(y.round().clamp(0, 255).to(torch.uint8).numpy(), split.labels)
 
     return [Task(t.name, t.classes, resize(t.train), resize(t.val), resize(t.test)) for t in tasks]
+
+
+def describe_tasks(dataset: str, *, data_root: Path | None = None) -> list[tuple[str, int]]:
+    """``(name, number of classes)`` of every task, decoding no image of an image folder."""
+    if dataset == EMBEDDED:
+        return [(t.name, t.num_classes) for t in load_fashion_domains()]
+    if dataset == "folder":
+        if data_root is None:
+            raise DatasetError(f"dataset 'folder' needs --data-root DIR laid out as {LAYOUT}")
+        return [(t.name, len(t.classes)) for t in scan_folder(data_root)]
+    raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r} or 'folder' with --data-root")
 
 
 def load_tasks(

@@ -82,6 +82,7 @@ class Candidate:
     strategy: str
     allocation: tuple[tuple[str, float], ...]  # (unit, fraction), input side first
     counts: ParamCount
+    filters: tuple[int, ...] = ()  # task-specific filters of every conv: the model it builds
 
     @classmethod
     def create(
@@ -95,7 +96,13 @@ class Candidate:
     ) -> Candidate:
         check_allocation(spec, allocation, granularity)
         ordered = tuple((u, float(allocation.get(u, 0.0))) for u in spec.units(granularity))
-        return cls(strategy, ordered, count_params(spec, num_classes, allocation, granularity))
+        filters = tuple(specific_filters(c, allocation.get(c.unit(granularity), 0.0)) for c in spec.convs)
+        return cls(strategy, ordered, count_params(spec, num_classes, allocation, granularity), filters)
+
+    @property
+    def key(self) -> str:
+        """Equal for two allocations that build the same model (fractions differ within a filter)."""
+        return ",".join(map(str, self.filters))
 
     @property
     def allocation_dict(self) -> dict[str, float]:

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from mtlsearch.models import Candidate
 
 
+def best_note(best: tuple[float, int, str] | None) -> str:
+    if best is None:
+        return "best: none yet"
+    accuracy, number, strategy = best
+    return f"best: {accuracy:.4f} (trial {number}, {strategy})"
+
+
 class RichCallbacks(Callbacks):
     """Two bars: trained trials of the study's target, and steps of the running trial."""
 
@@ -44,10 +51,7 @@ class RichCallbacks(Callbacks):
         self.steps = self.progress.add_task("trial", total=1, visible=False, note="")
 
     def _best_note(self) -> str:
-        if self.best is None:
-            return "best: none yet"
-        accuracy, number, strategy = self.best
-        return f"best: {accuracy:.4f} (trial {number}, {strategy})"
+        return best_note(self.best)
 
     def __enter__(self) -> RichCallbacks:
         self.progress.start()
@@ -78,3 +82,12 @@ class RichCallbacks(Callbacks):
 
     def trial_infeasible(self, number: int, candidate: Candidate) -> None:
         self.progress.update(self.trials, note=self._best_note() + " · skipped an over-budget proposal")
+
+    def trial_reused(self, number: int, earlier: int) -> None:
+        self.console.print(f"  trial {number:>3}  same allocation as trial {earlier}: result reused, not trained")
+
+    def waiting(self, in_flight: int) -> None:
+        self.progress.update(self.trials, note=f"waiting for {in_flight} trial(s) in flight elsewhere")
+
+    def storage_wait(self, reason: str, delay: float) -> None:
+        self.progress.update(self.trials, note=f"storage unreachable ({reason}); retrying in {delay:.0f} s")

@@ -22,14 +22,17 @@ TASK_PREFIX = "acc:"
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per finished trial: strategy, accuracy, params, feasibility, per-task accuracy."""
+    """One row per finished trial (repeats of an earlier allocation left out): strategy,
+    accuracy, params, feasibility, per-task accuracy."""
     import pandas as pd
     from optuna.trial import TrialState
 
-    front = {t.number for t in study.best_trials}
+    front = {t.number for t in study.best_trials if "reused_from" not in t.user_attrs}
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         attrs = trial.user_attrs
+        if "reused_from" in attrs:  # the same model as an earlier trial: one point, not two
+            continue
         constraint = (trial.system_attrs.get("constraints") or [0.0])[0]
         row = {
             "trial": trial.number,

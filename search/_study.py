@@ -26,6 +26,8 @@ METRIC_NAMES = ("accuracy", "params")
 SETTINGS_ATTR = "settings"
 PARAM_PREFIX = "alloc:"
 CONSTRAINTS_KEY = "constraints"  # the list optuna-dashboard 0.21 and Optuna's samplers read
+TARGET_ATTR = "n_trials"  # the study-wide target of trained trials that workers work towards
+DEFAULT_N_TRIALS = 12
 
 
 class AllocationSpace:
@@ -85,14 +87,14 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
     return True
 
 
-def load_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+def load_study(storage: optuna.storages.BaseStorage, name: str, *, hint: str = "check --study-name and --storage") -> optuna.Study:
     """An existing mtlsearch study with its stored settings' sampler."""
     import optuna
 
     if not study_exists(storage, name):
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-        hint = f"existing studies: {', '.join(names)}" if names else "the storage holds no study"
-        raise UsageError(f"no study named {name!r} ({hint}): check --study-name and --storage")
+        found = f"existing studies: {', '.join(names)}" if names else "the storage holds no study"
+        raise UsageError(f"no study named {name!r} ({found}): {hint}")
     study = optuna.load_study(study_name=name, storage=storage)
     settings = stored_settings(study)
     if settings is None:
@@ -132,6 +134,17 @@ def create_or_load(
         )
         study.enqueue_trial(space.params(allocation), user_attrs={"strategy": strategy})
     return study, True
+
+
+def set_target(study: optuna.Study, n_trials: int | None) -> int:
+    """The study-wide target: ``n_trials`` when given (and stored), else the stored one or 12."""
+    stored = study.user_attrs.get(TARGET_ATTR)
+    if n_trials is None and stored is not None:
+        return int(stored)
+    target = n_trials or DEFAULT_N_TRIALS
+    if target != stored:
+        study.set_user_attr(TARGET_ATTR, target)
+    return target
 
 
 def default_study_name(settings: Settings) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
     from mtlsearch.datasets import Task
 
 MAX_INFEASIBLE_IN_A_ROW = 2000
+TRAINING_ATTR = "mtlsearch:training"  # system attribute: this RUNNING trial is being trained
+KEY_ATTR = "mtlsearch:key"  # system attribute: the candidate's filter counts (Candidate.key)
+REUSED_ATTR = "reused_from"  # user attribute: the earlier trial whose result this one repeats
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"  # user attribute "worker": who ran the trial
 FEASIBLE_TOLERANCE = 1e-12  # float noise in the specific fraction, far below one filter
 
 
@@ -30,6 +36,12 @@ class Callbacks:
 
     def trial_infeasible(self, number: int, candidate: Candidate) -> None: ...
 
+    def trial_reused(self, number: int, earlier: int) -> None: ...
+
+    def waiting(self, in_flight: int) -> None: ...
+
+    def storage_wait(self, reason: str, delay: float) -> None: ...
+
     on_step: StepCallback | None = None
 
 
@@ -38,13 +50,45 @@ class WorkerSummary:
     trained: list[int] = field(default_factory=list)
     infeasible: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)  # failed by others while this worker trained them
     stopped_by: str = "target"
 
 
-def trained_count(study: optuna.Study) -> int:
+@dataclass(frozen=True)
+class Liveness:
+    """A worker's heartbeat interval and its patience with an unreachable storage."""
+
+    heartbeat_interval: float = 10.0
+    patience: float = 300.0
+    poll: float = 2.0  # seconds between looks at the study while others finish the last trials
+
+
+def _counts(study: optuna.Study) -> tuple[int, int]:
+    """``(trained, in_flight)``: trials trained to completion, and trials being trained now."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    trained = in_flight = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if t.state == TrialState.COMPLETE:
+            trained += REUSED_ATTR not in t.user_attrs
+        else:
+            in_flight += bool(t.system_attrs.get(TRAINING_ATTR))
+    return trained, in_flight
+
+
+def trained_count(study: optuna.Study) -> int:
+    """Trials trained to completion; reused results do not count."""
+    return _counts(study)[0]
+
+
+def _earlier_result(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.system_attrs.get(KEY_ATTR) == key and REUSED_ATTR not in t.user_attrs:
+            return t
+    return None
 
 
 def _set_constraint(study: optuna.Study, trial: optuna.Trial, value: float) -> None:
@@ -62,6 +106,8 @@ def _propose(
     trial.set_user_attr("allocation", candidate.allocation_dict)
     trial.set_user_attr("specific_fraction", candidate.specific_fraction)
     trial.set_user_attr("params", candidate.counts.total)
+    trial.set_user_attr("worker", WORKER_ID)
+    study._storage.set_trial_system_attr(trial._trial_id, KEY_ATTR, candidate.key)
     _set_constraint(study, trial, candidate.violation(settings.budget))
     return candidate
 
@@ -90,50 +136,73 @@ def run_worker(
     timeout: float | None = None,
     device: str = "auto",
     callbacks: Callbacks | None = None,
+    liveness: Liveness | None = None,
 ) -> WorkerSummary:
     """Train candidates until the study holds ``n_trials`` trained trials or time runs out.
 
-    Over-budget candidates are recorded (PRUNED, constraint > 0) and never trained. On Ctrl-C
-    the running trial is failed, its allocation re-enqueued, and ``KeyboardInterrupt`` raised.
+    Safe to run in many processes on one study. A worker starts a trial only while trained plus
+    in-flight trials are short of the target, and waits for in-flight ones otherwise, so the
+    study ends with exactly ``n_trials`` (or up to K - 1 more when K workers race to the last
+    one). Over-budget candidates are recorded (PRUNED, constraint > 0) and never trained; an
+    allocation already trained is recorded with the earlier result (``reused_from``). On
+    Ctrl-C the running trial is failed, its allocation re-enqueued, and ``KeyboardInterrupt``
+    raised.
     """
     from optuna.trial import TrialState
 
+    from mtlsearch._liveness import Beats, Patience, fail_stale
+
     callbacks = callbacks or Callbacks()
+    liveness = liveness or Liveness()
+    patience = Patience(liveness.patience, callbacks.storage_wait)
     device = resolve_device(device)
     num_classes = [t.num_classes for t in tasks]
     summary = WorkerSummary()
     started = time.monotonic()
     infeasible_in_a_row = 0
     while True:
-        trained = trained_count(study)
+        patience.call("looking for silent workers", lambda: fail_stale(study))
+        trained, in_flight = patience.call("counting trials", lambda: _counts(study))
         if trained >= n_trials:
             break
         if timeout is not None and time.monotonic() - started >= timeout:
             summary.stopped_by = "timeout"
             break
-        trial = study.ask()
+        if trained + in_flight >= n_trials:  # the last trials are being trained elsewhere
+            callbacks.waiting(in_flight)
+            time.sleep(liveness.poll)
+            continue
+        trial = patience.call("asking for a candidate", study.ask)
         strategy = trial.user_attrs.get("strategy", "search")
+        outcome: object = None
         try:
-            candidate = _propose(study, trial, settings, num_classes, strategy)
-            feasible = candidate.violation(settings.budget) <= FEASIBLE_TOLERANCE
-            if feasible:
-                callbacks.trial_started(trial.number, candidate, trained, n_trials)
-                result = _train(candidate, settings, tasks, device, callbacks.on_step)
+            with Beats(study._storage, trial._trial_id, liveness.heartbeat_interval):
+                candidate = patience.call(
+                    "recording a candidate", lambda: _propose(study, trial, settings, num_classes, strategy)
+                )
+                if candidate.violation(settings.budget) > FEASIBLE_TOLERANCE:
+                    outcome = "infeasible"
+                elif (earlier := patience.call("looking for the same allocation", lambda: _earlier_result(study, candidate.key))) is not None:
+                    outcome = earlier
+                else:
+                    patience.call("marking the trial", lambda: study._storage.set_trial_system_attr(trial._trial_id, TRAINING_ATTR, True))
+                    callbacks.trial_started(trial.number, candidate, trained, n_trials)
+                    outcome = _train(candidate, settings, tasks, device, callbacks.on_step)
         except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
+            _tell(study, patience, trial, state=TrialState.FAIL)
             if trial.params:  # the same allocation is trained on the next run
                 study.enqueue_trial(trial.params, user_attrs={"strategy": strategy, "retry_of": trial.number})
             raise
         except FloatingPointError as exc:
             trial.set_user_attr("error", str(exc))
-            study.tell(trial, state=TrialState.FAIL)
+            _tell(study, patience, trial, state=TrialState.FAIL)
             summary.failed.append(trial.number)
             continue
         except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
+            _tell(study, patience, trial, state=TrialState.FAIL)
             raise
-        if not feasible:
-            study.tell(trial, state=TrialState.PRUNED)
+        if outcome == "infeasible":
+            _tell(study, patience, trial, state=TrialState.PRUNED)
             summary.infeasible.append(trial.number)
             callbacks.trial_infeasible(trial.number, candidate)
             infeasible_in_a_row += 1
@@ -141,12 +210,55 @@ def run_worker(
                 raise RuntimeError(f"the sampler proposed {infeasible_in_a_row} over-budget candidates in a row")
             continue
         infeasible_in_a_row = 0
-        trial.set_user_attr("task_accuracy", result.task_accuracy)
-        trial.set_user_attr("train_seconds", result.train_seconds)
-        trial.set_user_attr("images_per_second", result.images_per_second)
-        trial.set_user_attr("device", device)
-        trial.set_user_attr("seed", settings.seed)
-        frozen = study.tell(trial, [result.accuracy, float(candidate.counts.total)])
-        summary.trained.append(trial.number)
-        callbacks.trial_finished(frozen, result)
+        if isinstance(outcome, TrainResult):
+            attrs = {
+                "task_accuracy": outcome.task_accuracy,
+                "train_seconds": outcome.train_seconds,
+                "images_per_second": outcome.images_per_second,
+                "device": device,
+                "seed": settings.seed,
+            }
+            values = [outcome.accuracy, float(candidate.counts.total)]
+        else:
+            earlier = outcome  # type: ignore[assignment]
+            keep = ("task_accuracy", "train_seconds", "images_per_second", "device", "seed")
+            attrs = {k: earlier.user_attrs[k] for k in keep if k in earlier.user_attrs} | {REUSED_ATTR: earlier.number}
+            values = list(earlier.values)
+        frozen = _tell(study, patience, trial, values=values, attrs=attrs)
+        if frozen is None:
+            summary.lost.append(trial.number)
+        elif isinstance(outcome, TrainResult):
+            summary.trained.append(trial.number)
+            callbacks.trial_finished(frozen, outcome)
+        else:
+            summary.reused.append(trial.number)
+            callbacks.trial_reused(trial.number, earlier.number)
     return summary
+
+
+def _tell(
+    study: optuna.Study,
+    patience: object,
+    trial: optuna.Trial,
+    *,
+    values: list[float] | None = None,
+    state: optuna.trial.TrialState | None = None,
+    attrs: dict[str, object] | None = None,
+) -> optuna.trial.FrozenTrial | None:
+    """Finish a trial, through a storage outage. ``None`` when another worker already failed it
+    (its heartbeat went silent for longer than the grace period)."""
+    import optuna
+
+    def tell() -> optuna.trial.FrozenTrial:
+        for key, value in (attrs or {}).items():
+            trial.set_user_attr(key, value)
+        return study.tell(trial, values, state=state)
+
+    try:
+        return patience.call("recording a result", tell)  # type: ignore[attr-defined]
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    except ValueError as exc:  # "Cannot tell a FAIL trial."
+        if str(exc).startswith("Cannot tell a"):
+            return None
+        raise

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from mtlsearch._cli_support import (
+    console,
+    describe_study,
+    err_console,
+    print_table,
+    quiet_libraries,
+    start_workers,
+    stop_on_signals,
+    study_settings,
+    study_tasks,
+    work,
+)
 from mtlsearch.errors import UsageError
 
 app = typer.Typer(
@@ -19,8 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
 
 StorageOpt = Annotated[
     Optional[str],
@@ -28,137 +35,206 @@ StorageOpt = Annotated[
 ]
 
 
-def _quiet_libraries() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message=".*Fixed parameter.*")
-
-
-def _print_table(study: object) -> None:
-    from rich.table import Table
-
-    from mtlsearch._report import TASK_PREFIX, pareto_info, summary_table
-
-    info = pareto_info(study)  # type: ignore[arg-type]
-    if not len(info.trained):
-        console.print("No trained trial yet.")
-        return
-    table_data = summary_table(info)
-    reference = info.baselines.set_index("strategy")["accuracy"].get("bottom-specific")
-    table = Table(title="Baselines and the best searched candidates (front: on the Pareto front)", title_justify="left")
-    task_cols = [c for c in table_data.columns if c.startswith(TASK_PREFIX)]
-    for name in ("trial", "strategy", "params", "specific", "accuracy", "vs bottom", *[c.removeprefix(TASK_PREFIX) for c in task_cols], "front"):
-        table.add_column(name, justify="left" if name == "strategy" else "right")
-    for row in table_data.to_dict("records"):
-        delta = "" if reference is None else f"{row['accuracy'] - reference:+.4f}"
-        table.add_row(
-            str(row["trial"]), row["strategy"], f"{row['params']:,.0f}", f"{row['specific_fraction']:.3f}",
-            f"{row['accuracy']:.4f}", delta, *[f"{row[c]:.3f}" for c in task_cols], "*" if row["pareto"] else "",
-        )  # fmt: skip
-    console.print(table)
+# Options shared by `run` and `create`: everything that defines a study.
+BudgetOpt = Annotated[Optional[float], typer.Option(help="Task-specific fraction of conv weights, in [0, 1] (preset default 0.1).")]
+PresetOpt = Annotated[str, typer.Option(help="A preset in studies/ or a path to a .toml file.")]
+BackboneOpt = Annotated[Optional[str], typer.Option(help="Registered backbone (see 'mtlsearch backbones').")]
+EpochsOpt = Annotated[Optional[int], typer.Option(help="Training epochs per candidate.")]
+TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Training images per task, at most.")]
+GranularityOpt = Annotated[Optional[str], typer.Option(help="Search unit: layer, block or stage.")]
+ImageSizeOpt = Annotated[Optional[int], typer.Option(help="Image side in pixels.")]
+DataRootOpt = Annotated[Optional[Path], typer.Option(help="Image-folder tasks: ROOT/<task>/{train,val,test}/<class>/<image>.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
+NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
+TimeoutOpt = Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")]
+HeartbeatOpt = Annotated[int, typer.Option(help="Seconds between a worker's heartbeats.", min=1)]
+GraceOpt = Annotated[int, typer.Option(help="Seconds of silence after which a worker's trial is failed and retried.", min=2)]
+PatienceOpt = Annotated[float, typer.Option(help="Seconds a worker keeps retrying an unreachable storage before it gives up.", min=0)]
 
 
 @app.command()
 def run(
-    budget: Annotated[Optional[float], typer.Option(help="Task-specific fraction of conv weights, in [0, 1] (preset default 0.1).")] = None,
-    preset: Annotated[str, typer.Option(help="A preset in studies/ or a path to a .toml file.")] = "embedded",
+    budget: BudgetOpt = None,
+    preset: PresetOpt = "embedded",
     study_name: Annotated[Optional[str], typer.Option(help="Study to create or resume (default: from preset, backbone, budget).")] = None,
     storage: StorageOpt = None,
-    n_trials: Annotated[int, typer.Option(help="Trained trials in the whole study, baselines included.", min=1)] = 12,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help="Registered backbone (see 'mtlsearch backbones').")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs per candidate.")] = None,
-    train_size: Annotated[Optional[int], typer.Option(help="Training images per task, at most.")] = None,
-    granularity: Annotated[Optional[str], typer.Option(help="Search unit: layer, block or stage.")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Image side in pixels.")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Image-folder tasks: ROOT/<task>/{train,val,test}/<class>/<image>.")] = None,
+    n_trials: NTrialsOpt = None,
+    timeout: TimeoutOpt = None,
+    backbone: BackboneOpt = None,
+    epochs: EpochsOpt = None,
+    train_size: TrainSizeOpt = None,
+    granularity: GranularityOpt = None,
+    image_size: ImageSizeOpt = None,
+    data_root: DataRootOpt = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes (one per GPU); more than one wants PostgreSQL for many.", min=1)] = 1,
+    devices: Annotated[Optional[str], typer.Option(help="Comma-separated devices for the workers, assigned round-robin (e.g. cuda:0,cuda:1).")] = None,
+    seed: SeedOpt = None,
+    heartbeat_interval: HeartbeatOpt = 10,
+    grace_period: GraceOpt = 60,
+    patience: PatienceOpt = 300.0,
     out: Annotated[Path, typer.Option(help="Folder for the HTML report.")] = Path("mtlsearch-report"),
 ) -> None:
     """Create or resume a study and train candidates until it holds N trained trials."""
-    from mtlsearch._settings import resolve_settings
-    from mtlsearch._storage import redact, resolve_url
+    from mtlsearch._storage import Heartbeat, resolve_url
 
-    settings = resolve_settings(
-        preset, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
-        granularity=granularity, image_size=image_size, data_root=data_root, seed=seed,
+    settings = study_settings(
+        preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
+        granularity=granularity, image_size=image_size, seed=seed,
     )  # fmt: skip
+    beats = Heartbeat(heartbeat_interval, grace_period)
+    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
     url = resolve_url(storage)
-    if data_root is not None:
-        from mtlsearch.datasets import scan_folder
-
-        scan_folder(data_root)  # fail on a bad layout before loading anything
-    _quiet_libraries()
+    quiet_libraries()
     from mtlsearch._report import write_report
     from mtlsearch._storage import open_storage
-    from mtlsearch._study import create_or_load, default_study_name
-    from mtlsearch._worker import trained_count
-    from mtlsearch.datasets import load_tasks
+    from mtlsearch._study import create_or_load, default_study_name, set_target
 
-    with console.status("loading tasks"):
-        tasks = load_tasks(
-            settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size,
-            data_root=Path(settings.data_root) if settings.data_root else None,
-        )  # fmt: skip
-    settings = dataclasses.replace(
-        settings, tasks=tuple(t.name for t in tasks), num_classes=tuple(t.num_classes for t in tasks)
-    )
+    tasks = study_tasks(settings) if workers == 1 else None
     name = study_name or default_study_name(settings)
-    study, created = create_or_load(open_storage(url), name, settings)
+    study, created = create_or_load(open_storage(url, heartbeat=beats), name, settings)
+    target = set_target(study, n_trials)
+    from mtlsearch._worker import trained_count
+
     trained = trained_count(study)
-    console.print(
-        f"[bold]{name}[/] on {redact(url)}: {'created, baselines enqueued' if created else f'resumed with {trained} trained trials'}\n"
-        f"{settings.backbone} · {len(tasks)} tasks ({', '.join(settings.tasks)}) · budget {settings.budget:g} · "
-        f"{settings.fidelity.epochs} epochs of {settings.fidelity.train_size} images per task"
-    )
+    describe_study(name, url, settings, created, trained)
     report_path = out / f"{name}.html"
     interrupted = False
-    _stop_on_signals()
-    try:
-        _run_worker(study, settings, tasks, n_trials=n_trials, timeout=timeout, device=device)
-    except KeyboardInterrupt:
-        interrupted = True
-        console.print("[yellow]stopped: the running trial was failed and will be retried on the next run[/]")
+    if trained >= target:
+        console.print(f"the study already holds {trained} trained trials (--n-trials {target}): nothing to train")
+    elif workers == 1:
+        stop_on_signals()
+        try:
+            work(study, settings, tasks, n_trials=target, timeout=timeout, device=device_list[0], beats=beats, patience=patience)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            interrupted = True
+            console.print("[yellow]stopped: the running trial was failed and will be retried on the next run[/]")
+    else:
+        interrupted = start_workers(study, name, url, workers, device_list, target=target, timeout=timeout,
+                                beats=beats, patience=patience)  # fmt: skip
     write_report(study, report_path)
-    _print_table(study)
+    print_table(study)
     console.print(f"report: {report_path}")
     if interrupted:
         raise typer.Exit(130)
 
 
-def _stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM stop the worker cleanly, even where the shell started us ignoring them."""
-    import signal
+@app.command()
+def create(
+    study_name: Annotated[Optional[str], typer.Option(help="Study to create (default: from preset, backbone, budget).")] = None,
+    storage: StorageOpt = None,
+    budget: BudgetOpt = None,
+    preset: PresetOpt = "embedded",
+    n_trials: NTrialsOpt = None,
+    backbone: BackboneOpt = None,
+    epochs: EpochsOpt = None,
+    train_size: TrainSizeOpt = None,
+    granularity: GranularityOpt = None,
+    image_size: ImageSizeOpt = None,
+    data_root: DataRootOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Create a study for workers to join: settings stored, baselines enqueued, once."""
+    from mtlsearch._storage import redact, resolve_url
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    settings = study_settings(
+        preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
+        granularity=granularity, image_size=image_size, seed=seed,
+    )  # fmt: skip
+    url = resolve_url(storage)
+    quiet_libraries()
+    from mtlsearch._storage import open_storage
+    from mtlsearch._study import create_or_load, default_study_name, set_target
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    name = study_name or default_study_name(settings)
+    study, created = create_or_load(open_storage(url), name, settings)
+    target = set_target(study, n_trials)
+    if created:
+        describe_study(name, url, settings, True, 0)
+        console.print(f"target: {target} trained trials. Start workers with:\n  mtlsearch worker --study-name {name} --storage '{redact(url)}'")
+    else:
+        console.print(f"study {name} already exists on {redact(url)} with the same settings: nothing to do (target {target} trained trials)")
 
 
-def _run_worker(study: object, settings: object, tasks: list, *, n_trials: int, timeout: float | None, device: str) -> None:
-    from mtlsearch._progress import RichCallbacks
-    from mtlsearch._worker import run_worker, trained_count
+@app.command()
+def worker(
+    study_name: Annotated[str, typer.Option(help="The study to join (made by 'mtlsearch create').")],
+    storage: StorageOpt = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    n_trials: Annotated[Optional[int], typer.Option(help="Study-wide target of trained trials (default: the study's own).", min=1)] = None,
+    timeout: TimeoutOpt = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's image folders (default: the path stored at creation).")] = None,
+    heartbeat_interval: HeartbeatOpt = 10,
+    grace_period: GraceOpt = 60,
+    patience: PatienceOpt = 300.0,
+    events: Annotated[bool, typer.Option(help="Progress as JSON lines on stdout (for 'run --workers').", hidden=True)] = False,
+) -> None:
+    """Join a study and train candidates until its target of trained trials is reached."""
+    from mtlsearch._storage import Heartbeat, resolve_url
 
-    best = None
-    if study.best_trials:  # type: ignore[attr-defined]
-        top = max(study.best_trials, key=lambda t: t.values[0])  # type: ignore[attr-defined]
-        best = (top.values[0], top.number, top.user_attrs.get("strategy", "search"))
-    trained = trained_count(study)  # type: ignore[arg-type]
-    if trained >= n_trials:
-        console.print(f"the study already holds {trained} trained trials (--n-trials {n_trials}): nothing to train")
-        return
-    with RichCallbacks(console, trained=trained, target=n_trials, best=best) as callbacks:
-        summary = run_worker(study, settings, tasks, n_trials=n_trials, timeout=timeout, device=device, callbacks=callbacks)  # type: ignore[arg-type]
-    console.print(
-        f"trained {len(summary.trained)} candidates this run; {len(summary.infeasible)} over-budget proposals skipped"
-        + (f"; {len(summary.failed)} diverged" if summary.failed else "")
-        + ("; stopped by --timeout" if summary.stopped_by == "timeout" else "")
-    )
+    beats = Heartbeat(heartbeat_interval, grace_period)
+    url = resolve_url(storage)
+    quiet_libraries()
+    from mtlsearch._storage import open_storage
+    from mtlsearch._study import DEFAULT_N_TRIALS, TARGET_ATTR, load_study, stored_settings
+    from mtlsearch._worker import trained_count
+
+    study = load_study(open_storage(url, heartbeat=beats), study_name, hint=f"create it first: mtlsearch create --study-name {study_name} --storage URL [settings]")
+    settings = stored_settings(study)
+    target = n_trials or int(study.user_attrs.get(TARGET_ATTR, DEFAULT_N_TRIALS))
+    tasks = study_tasks(settings, data_root)
+    if not events:
+        describe_study(study_name, url, settings, False, trained_count(study))
+    stop_on_signals()
+    try:
+        work(study, settings, tasks, n_trials=target, timeout=timeout, device=device, beats=beats, patience=patience, events=events)
+    except KeyboardInterrupt:
+        if not events:
+            console.print("[yellow]stopped: the running trial was failed and will be retried[/]")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def proxy(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback is open to the network without authentication.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 13000,
+    grace_period: GraceOpt = 60,
+    threads: Annotated[int, typer.Option(help="Requests served at once (and database connections).", min=1)] = 10,
+) -> None:
+    """Serve the storage to workers over gRPC (Optuna's storage proxy): workers use --storage grpc://HOST:PORT."""
+    from mtlsearch._storage import redact, resolve_url
+
+    url = resolve_url(storage)
+    if url.startswith("grpc://"):
+        raise UsageError("the proxy needs a database URL, not grpc://: pass --storage postgresql+psycopg://...")
+    quiet_libraries()
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import optuna
+
+    from mtlsearch._liveness import Reaper
+    from mtlsearch._storage import open_storage
+
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        raise UsageError("the proxy needs grpcio: pip install 'mtlsearch[grpc]'") from None
+    backing = optuna.storages.get_storage(open_storage(url, pool_size=threads))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"warning: the proxy on {host} has no authentication; anyone who reaches port {port} can read and change every study", markup=False)
+    stop = threading.Event()
+    reaper = threading.Thread(target=Reaper(backing, grace_period).run_forever, args=(max(1, grace_period / 4), stop), daemon=True)
+    reaper.start()
+    console.print(f"serving {redact(url)} on grpc://{host}:{port} (Ctrl-C stops)", markup=False)
+    stop_on_signals()
+    try:
+        optuna.storages.run_grpc_proxy_server(backing, host=host, port=port, thread_pool=ThreadPoolExecutor(threads))
+    except KeyboardInterrupt:
+        console.print("proxy stopped")
+    finally:
+        stop.set()
 
 
 @app.command()
@@ -168,7 +244,7 @@ def report(
     out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: <study>.html).")] = None,
 ) -> None:
     """Write the self-contained HTML report of a study and print its table."""
-    _quiet_libraries()
+    quiet_libraries()
     import optuna
 
     from mtlsearch._report import write_report
@@ -183,7 +259,7 @@ def report(
         study_name = names[0]
     study = load_study(opened, study_name)
     path = write_report(study, out or Path(f"{study_name}.html"))
-    _print_table(study)
+    print_table(study)
     console.print(f"report: {path}")
 
 
@@ -197,8 +273,13 @@ def backbones() -> None:
 
 
 def main() -> None:
+    from mtlsearch.errors import MtlsearchError
+
     try:
         app()
     except UsageError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except MtlsearchError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,8 +1,8 @@
-"""The exceptions of mtlsearch. The CLI turns every ``UsageError`` into one line and exit 2."""
+"""The exceptions of mtlsearch. The CLI turns every ``UsageError`` into one line and exit 2, any other into one line and exit 1."""
 
 from __future__ import annotations
 
-__all__ = ["MtlsearchError", "UsageError", "StorageError", "SettingsMismatchError", "DatasetError"]
+__all__ = ["MtlsearchError", "UsageError", "StorageError", "SettingsMismatchError", "DatasetError", "StorageUnavailableError"]
 
 
 class MtlsearchError(Exception):
@@ -23,3 +23,7 @@ class SettingsMismatchError(UsageError):
 
 class DatasetError(UsageError):
     """A dataset is missing, empty or unreadable."""
+
+
+class StorageUnavailableError(MtlsearchError):
+    """The database went away mid-run and did not come back within the worker's patience."""

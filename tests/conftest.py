@@ -51,3 +51,104 @@ def write_image_folder(root: Path, tasks: dict[str, dict[str, dict[str, int]]], 
                     pixels += rng.integers(0, 30, size=pixels.shape, dtype=np.uint8)
                     Image.fromarray(pixels).save(folder / f"{i}.png")
     return root
+
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    import secrets
+
+    import psycopg
+
+    name = f"mtlsearch_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``mtlsearch ARGS`` in the background, one thread of torch each (the workers share 2 cores)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
+    full_env.update({"COLUMNS": "200", "OMP_NUM_THREADS": "1", **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "mtlsearch", *args],
+        cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+class TcpForwarder:
+    """127.0.0.1:<port> -> upstream, which a test can cut (``down``) and restore (``up``):
+    the database going away and coming back, as a worker sees it."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        import socket
+
+        self.upstream = upstream
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: object = None
+        self._conns: list = []
+
+    def up(self) -> None:
+        import socket
+        import threading
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def down(self) -> None:
+        import socket
+
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]  # wakes accept()
+            except OSError:
+                pass
+            self._listener.close()  # type: ignore[attr-defined]
+            self._listener = None
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+        self._conns = []

@@ -14,19 +14,13 @@ from mtlsearch.errors import SettingsMismatchError
 from mtlsearch.models import BASELINES
 
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage(request, tmp_path):
     """The same contract on both storages; on PostgreSQL the test's study is dropped after."""
     if request.param == "sqlite":
         yield open_storage(f"sqlite:///{tmp_path / 'study.db'}")
         return
-    storage = open_storage(POSTGRES)
-    for summary in optuna.get_all_study_summaries(storage):
-        if summary.study_name == "s":
-            optuna.delete_study(study_name="s", storage=storage)
+    storage = open_storage(request.getfixturevalue("pg_url"))
     yield storage
     for summary in optuna.get_all_study_summaries(storage):
         if summary.study_name == "s":
@@ -104,6 +98,42 @@ def test_over_budget_candidate_is_recorded_infeasible_and_never_trained(storage,
     assert manual.user_attrs["specific_fraction"] > settings.budget
     assert "task_accuracy" not in manual.user_attrs
     assert trained_allocations == []
+
+
+def test_an_allocation_trained_before_is_reused_not_trained(tiny_settings, tmp_path) -> None:
+    settings, tasks = tiny_settings
+    study, _ = create_or_load(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s", settings)
+    space = space_for(settings)
+    # fractions below one filter per unit build the same model as the shared baseline
+    study.enqueue_trial({k: 1e-6 for k in AllocationSpace.params(space.caps)}, user_attrs={"strategy": "manual"})
+    summary = run_worker(study, settings, tasks, n_trials=5, device="cpu")
+    shared = [t for t in study.trials if t.user_attrs.get("strategy") == "shared"][0]
+    manual = [t for t in study.trials if t.user_attrs.get("strategy") == "manual"][0]
+    assert manual.state == TrialState.COMPLETE and manual.user_attrs["reused_from"] == shared.number
+    assert manual.values == shared.values and manual.user_attrs["task_accuracy"] == shared.user_attrs["task_accuracy"]
+    assert summary.reused == [manual.number] and len(summary.trained) == 5
+    assert _worker.trained_count(study) == 5  # the reused result does not count towards the target
+
+
+def test_the_proxy_reaper_fails_and_retries_a_silent_trial(tiny_settings, tmp_path) -> None:
+    from mtlsearch._liveness import BEAT_ATTR, Reaper
+
+    settings, _ = tiny_settings
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study, _ = create_or_load(storage, "s", settings)
+    alive, silent = study.ask(), study.ask()
+    for trial in (alive, silent):
+        storage.set_trial_system_attr(trial._trial_id, BEAT_ATTR, 1)
+    reaper = Reaper(storage, grace=5)
+    assert reaper.sweep(now=0.0) == []
+    storage.set_trial_system_attr(alive._trial_id, BEAT_ATTR, 2)
+    assert reaper.sweep(now=4.0) == []  # silent for 4 s: within the grace period
+    assert reaper.sweep(now=6.0) == [silent.number]
+    assert storage.get_trial(silent._trial_id).state == TrialState.FAIL
+    assert storage.get_trial(alive._trial_id).state == TrialState.RUNNING
+    (retry,) = [t for t in study.get_trials(states=(TrialState.WAITING,)) if t.system_attrs.get("failed_trial") == silent.number]
+    assert retry.params == study.trials[silent.number].params
+    assert reaper.sweep(now=20.0) == [alive.number]  # its beats stopped at 4 s
 
 
 def test_search_space_caps_each_unit_at_the_budget(tiny_settings) -> None:

@@ -1,0 +1,152 @@
+"""What the commands share: the consoles, settings with tasks, the worker and its display."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from mtlsearch.errors import UsageError
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True)
+
+
+def quiet_libraries() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Fixed parameter.*")
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
+
+
+def print_table(study: object) -> None:
+    from rich.table import Table
+
+    from mtlsearch._report import TASK_PREFIX, pareto_info, summary_table
+
+    info = pareto_info(study)  # type: ignore[arg-type]
+    if not len(info.trained):
+        console.print("No trained trial yet.")
+        return
+    table_data = summary_table(info)
+    reference = info.baselines.set_index("strategy")["accuracy"].get("bottom-specific")
+    table = Table(title="Baselines and the best searched candidates (front: on the Pareto front)", title_justify="left")
+    task_cols = [c for c in table_data.columns if c.startswith(TASK_PREFIX)]
+    for name in ("trial", "strategy", "params", "specific", "accuracy", "vs bottom", *[c.removeprefix(TASK_PREFIX) for c in task_cols], "front"):
+        table.add_column(name, justify="left" if name == "strategy" else "right")
+    for row in table_data.to_dict("records"):
+        delta = "" if reference is None else f"{row['accuracy'] - reference:+.4f}"
+        table.add_row(
+            str(row["trial"]), row["strategy"], f"{row['params']:,.0f}", f"{row['specific_fraction']:.3f}",
+            f"{row['accuracy']:.4f}", delta, *[f"{row[c]:.3f}" for c in task_cols], "*" if row["pareto"] else "",
+        )  # fmt: skip
+    console.print(table)
+
+
+def study_settings(preset: str, data_root: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
+    """Validated settings with the tasks' names and classes; no image decoded, no storage touched."""
+    from mtlsearch._settings import resolve_settings
+    from mtlsearch.datasets import describe_tasks
+
+    settings = resolve_settings(preset, data_root=data_root, **overrides)
+    described = describe_tasks(settings.dataset, data_root=Path(settings.data_root) if settings.data_root else None)
+    return dataclasses.replace(settings, tasks=tuple(n for n, _ in described), num_classes=tuple(c for _, c in described))
+
+
+def study_tasks(settings, data_root: Path | None = None) -> list:  # type: ignore[no-untyped-def]
+    """The study's tasks, checked against the names and classes it was created with."""
+    from mtlsearch.datasets import load_tasks
+
+    root = data_root or (Path(settings.data_root) if settings.data_root else None)
+    with console.status("loading tasks"):
+        tasks = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size, data_root=root)
+    found = tuple((t.name, t.num_classes) for t in tasks)
+    if settings.tasks and found != tuple(zip(settings.tasks, settings.num_classes)):
+        raise UsageError(
+            f"the data at {root} holds tasks {[f'{n} ({c} classes)' for n, c in found]} but the study was created with "
+            f"{[f'{n} ({c} classes)' for n, c in zip(settings.tasks, settings.num_classes)]}: pass the study's --data-root"
+        )
+    return tasks
+
+
+def describe_study(name: str, url: str, settings, created: bool, trained: int) -> None:  # type: ignore[no-untyped-def]
+    from mtlsearch._storage import redact
+
+    console.print(
+        f"[bold]{name}[/] on {redact(url)}: {'created, baselines enqueued' if created else f'resumed with {trained} trained trials'}\n"
+        f"{settings.backbone} · {len(settings.tasks)} tasks ({', '.join(settings.tasks)}) · budget {settings.budget:g} · "
+        f"{settings.fidelity.epochs} epochs of {settings.fidelity.train_size} images per task"
+    )
+
+
+def best_so_far(study) -> tuple[float, int, str] | None:  # type: ignore[no-untyped-def]
+    from mtlsearch._report import pareto_info
+
+    info = pareto_info(study)
+    if not len(info.trained):
+        return None
+    top = info.trained.loc[info.trained["accuracy"].idxmax()]
+    return float(top["accuracy"]), int(top["trial"]), str(top["strategy"])
+
+
+def start_workers(study, name: str, url: str, k: int, devices: list[str], *, target: int, timeout: float | None, beats, patience: float) -> bool:  # type: ignore[no-untyped-def]
+    from mtlsearch._pool import run_pool
+    from mtlsearch._worker import trained_count
+
+    args = ["--study-name", name, "--storage", url, "--n-trials", str(target), "--heartbeat-interval", str(beats.interval),
+            "--grace-period", str(beats.grace), "--patience", str(patience)]  # fmt: skip
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    assigned = [devices[i % len(devices)] for i in range(k)]
+    console.print(f"{k} workers on {', '.join(assigned)}")
+    summary = run_pool(args, assigned, console=console, trained=trained_count(study), target=target, best=best_so_far(study))
+    console.print(
+        f"trained {summary.trained} candidates this run; {summary.infeasible} over-budget proposals skipped"
+        + (f"; {summary.reused} repeated allocations reused" if summary.reused else "")
+    )
+    for index, code, line in summary.failed_workers:
+        err_console.print(f"worker {index} exited with {code}: {line}", markup=False, highlight=False)
+    if summary.interrupted:
+        console.print("[yellow]stopped: running trials were failed and will be retried on the next run[/]")
+    elif summary.failed_workers:
+        raise typer.Exit(1)
+    return summary.interrupted
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the worker cleanly, even where the shell started us ignoring them."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def work(study, settings, tasks: list, *, n_trials: int, timeout: float | None, device: str, beats, patience: float, events: bool = False) -> None:  # type: ignore[no-untyped-def]
+    from mtlsearch._progress import RichCallbacks
+    from mtlsearch._worker import Liveness, run_worker, trained_count
+
+    liveness = Liveness(heartbeat_interval=beats.interval, patience=patience)
+    if events:
+        from mtlsearch._pool import EventCallbacks
+
+        run_worker(study, settings, tasks, n_trials=n_trials, timeout=timeout, device=device, callbacks=EventCallbacks(), liveness=liveness)
+        return
+    trained = trained_count(study)
+    with RichCallbacks(console, trained=trained, target=n_trials, best=best_so_far(study)) as callbacks:
+        summary = run_worker(study, settings, tasks, n_trials=n_trials, timeout=timeout, device=device, callbacks=callbacks, liveness=liveness)
+    console.print(
+        f"trained {len(summary.trained)} candidates this run; {len(summary.infeasible)} over-budget proposals skipped"
+        + (f"; {len(summary.reused)} repeated allocations reused" if summary.reused else "")
+        + (f"; {len(summary.failed)} diverged" if summary.failed else "")
+        + (f"; {len(summary.lost)} failed by other workers after a silence" if summary.lost else "")
+        + ("; stopped by --timeout" if summary.stopped_by == "timeout" else "")
+    )
