@@ -99,13 +99,13 @@ def start_workers(study, name: str, url: str, k: int, devices: list[str], *, tar
     from mtlsearch._pool import run_pool
     from mtlsearch._worker import trained_count
 
-    args = ["--study-name", name, "--storage", url, "--n-trials", str(target), "--heartbeat-interval", str(beats.interval),
+    args = ["--study-name", name, "--n-trials", str(target), "--heartbeat-interval", str(beats.interval),
             "--grace-period", str(beats.grace), "--patience", str(patience)]  # fmt: skip
     if timeout is not None:
         args += ["--timeout", str(timeout)]
     assigned = [devices[i % len(devices)] for i in range(k)]
     console.print(f"{k} workers on {', '.join(assigned)}")
-    summary = run_pool(args, assigned, console=console, trained=trained_count(study), target=target, best=best_so_far(study))
+    summary = run_pool(args, assigned, storage=url, console=console, trained=trained_count(study), target=target, best=best_so_far(study))
     console.print(
         f"trained {summary.trained} candidates this run; {summary.infeasible} over-budget proposals skipped"
         + (f"; {summary.reused} repeated allocations reused" if summary.reused else "")

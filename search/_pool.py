@@ -112,18 +112,23 @@ def run_pool(
     worker_args: list[str],
     devices: list[str],
     *,
+    storage: str,
     console: Console,
     trained: int,
     target: int,
     best: tuple[float, int, str] | None,
 ) -> PoolSummary:
-    """Start one ``mtlsearch worker`` per device with ``worker_args``; draw them until all exit."""
+    """Start one ``mtlsearch worker`` per device with ``worker_args``; draw them until all exit.
+
+    The storage URL reaches the workers through ``OPTUNA_STORAGE``, not the command line,
+    where ``ps`` would show its password to every user of the machine.
+    """
     events: queue.Queue[tuple[int, dict[str, object] | None]] = queue.Queue()
     workers: list[_Worker] = []
     cpu_workers = sum(not d.startswith("cuda") for d in devices)
     for index, device in enumerate(devices, start=1):
         cmd = [sys.executable, "-m", "mtlsearch", "worker", *worker_args, "--device", device, "--events"]
-        env = dict(os.environ)
+        env = {**os.environ, "OPTUNA_STORAGE": storage}
         if not device.startswith("cuda") and "OMP_NUM_THREADS" not in env:  # share the cores, don't fight over them
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
         # A session of its own: a terminal's Ctrl-C reaches the workers once, through us.

@@ -138,11 +138,34 @@ def open_storage(
             _stale_callback_arg(): retry_callback(),
         }
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url, pool_size), **beats)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url, pool_size), **beats)
     except (NoSuchModuleError, ImportError, ModuleNotFoundError) as exc:
         raise StorageError(f"unsupported storage URL {shown!r} ({exc}): use sqlite:///, postgresql+psycopg:// or grpc://") from None
     except (SQLAlchemyError, OSError) as exc:
         raise StorageError(f"cannot reach storage {shown} ({first_line(exc)}): check the URL and that the server is running") from None
+    if parsed.drivername.startswith("sqlite"):
+        _begin_immediate(storage.engine)
+    return storage
+
+
+def _begin_immediate(engine: object) -> None:
+    """Every SQLite transaction takes the write lock when it begins.
+
+    Optuna's RDB storage reads, then writes, in one transaction, relying on ``SELECT ... FOR
+    UPDATE``, which SQLite ignores: two workers could both pop the same waiting trial. Taking
+    the lock up front makes each transaction atomic; the busy timeout queues the others.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: sqlite3.Connection, record: object) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not begin on its own
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: object) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
+
+    engine.dispose()  # type: ignore[attr-defined]  # pooled connections predate the listeners
 
 
 def first_line(exc: BaseException) -> str:

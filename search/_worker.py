@@ -148,6 +148,7 @@ def run_worker(
     Ctrl-C the running trial is failed, its allocation re-enqueued, and ``KeyboardInterrupt``
     raised.
     """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from mtlsearch._liveness import Beats, Patience, fail_stale
@@ -193,6 +194,9 @@ def run_worker(
             if trial.params:  # the same allocation is trained on the next run
                 study.enqueue_trial(trial.params, user_attrs={"strategy": strategy, "retry_of": trial.number})
             raise
+        except UpdateFinishedTrialError:  # failed by another worker after a silence: retried there
+            summary.lost.append(trial.number)
+            continue
         except FloatingPointError as exc:
             trial.set_user_attr("error", str(exc))
             _tell(study, patience, trial, state=TrialState.FAIL)

@@ -144,14 +144,17 @@ def create(
     url = resolve_url(storage)
     quiet_libraries()
     from mtlsearch._storage import open_storage
-    from mtlsearch._study import create_or_load, default_study_name, set_target
+    from mtlsearch._study import TARGET_ATTR, create_or_load, default_study_name, set_target
 
     name = study_name or default_study_name(settings)
     study, created = create_or_load(open_storage(url), name, settings)
+    before = study.user_attrs.get(TARGET_ATTR)
     target = set_target(study, n_trials)
     if created:
         describe_study(name, url, settings, True, 0)
         console.print(f"target: {target} trained trials. Start workers with:\n  mtlsearch worker --study-name {name} --storage '{redact(url)}'")
+    elif before != target:
+        console.print(f"study {name} already exists on {redact(url)} with the same settings; target changed from {before} to {target} trained trials")
     else:
         console.print(f"study {name} already exists on {redact(url)} with the same settings: nothing to do (target {target} trained trials)")
 

@@ -223,3 +223,36 @@ def test_database_gone_for_good_exits_cleanly_and_the_trial_is_recovered(pg_url:
     study = _study(pg_url, name)
     assert study.trials[stranded[0].number].state == TrialState.FAIL
     assert len(_trained(study)) == 1 and not study.get_trials(states=(TrialState.RUNNING,))
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+WORKER_LINE = 'mtlsearch worker --study-name "$MTLSEARCH_STUDY" --storage "$OPTUNA_STORAGE" --device auto'
+
+
+def test_the_documented_slurm_and_kubernetes_workers_run(pg_url: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    script = DOCS / "distributed" / "slurm-worker.sh"
+    manifest = yaml.safe_load((DOCS / "distributed" / "worker-job.yaml").read_text())
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert WORKER_LINE in script.read_text().splitlines()
+    assert container["command"][-1] == WORKER_LINE
+    assert WORKER_LINE in (DOCS / "distributed.md").read_text()
+    name = _name()
+    _create(pg_url, name, *TINY, n_trials=2, cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
+    env.update({"MTLSEARCH_STUDY": name, "OPTUNA_STORAGE": pg_url, "OMP_NUM_THREADS": "1",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"})  # fmt: skip
+    slurm = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert slurm.returncode == 0, slurm.stderr
+    assert len(_trained(_study(pg_url, name))) == 2
+    _create(pg_url, name, *TINY, n_trials=3, cwd=tmp_path)  # raise the target; the settings are the same
+    pod_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    pod = subprocess.run(container["command"], env={**env, **pod_env, "MTLSEARCH_STUDY": name}, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert pod.returncode == 0, pod.stderr
+    assert len(_trained(_study(pg_url, name))) == 3
