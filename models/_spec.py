@@ -6,6 +6,7 @@ weights), cached, and is all that parameter accounting needs.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,14 @@ class BackboneSpec:
         for conv in self.convs:
             grouped[conv.unit(granularity)].append(conv)
         return {u: tuple(cs) for u, cs in grouped.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready): a study stores it, so reading results needs no torch."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackboneSpec:
+        return cls(**{**data, "convs": tuple(ConvSpec(**c) for c in data["convs"])})
 
 
 def check_granularity(granularity: str) -> Granularity:

@@ -150,3 +150,61 @@ def work(study, settings, tasks: list, *, n_trials: int, timeout: float | None, 
         + (f"; {len(summary.lost)} failed by other workers after a silence" if summary.lost else "")
         + ("; stopped by --timeout" if summary.stopped_by == "timeout" else "")
     )
+
+
+def push_figures(study) -> None:  # type: ignore[no-untyped-def]
+    """The report's figures and a summary note into the study, for optuna-dashboard."""
+    from mtlsearch._dashboard import push_to_dashboard
+
+    push_to_dashboard(study)
+    console.print("figures and a summary note saved for optuna-dashboard ('mtlsearch dashboard')")
+
+
+def show_trial(study, number: int) -> None:  # type: ignore[no-untyped-def]
+    """A candidate in full: counts, allocation by unit (with its filters), per-task accuracy."""
+    from rich.table import Table
+
+    from mtlsearch._data_out import find_trial
+    from mtlsearch._study import PARAM_PREFIX, stored_settings, study_spec
+    from mtlsearch.models import Candidate, specific_filters
+
+    trial = find_trial(study, number)
+    settings = stored_settings(study)
+    attrs = trial.user_attrs
+    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    allocation = attrs.get("allocation") or {k.removeprefix(PARAM_PREFIX): v for k, v in params.items()}
+    notes = [f"trial {trial.number} of {study.study_name}", trial.state.name, attrs.get("strategy", "search")]
+    notes += [f"{k} {attrs[k]}" for k in ("reused_from", "retry_of", "worker", "device") if k in attrs]
+    if "train_seconds" in attrs:
+        notes.append(f"trained in {attrs['train_seconds']:.1f} s")
+    console.print(" · ".join(str(n) for n in notes), markup=False)
+    if not allocation:
+        console.print("no allocation proposed yet (the trial has not started)")
+        return
+    spec = study_spec(study, settings)
+    candidate = Candidate.create(spec, settings.num_classes, allocation, settings.granularity, strategy=attrs.get("strategy", "search"))
+    c = candidate.counts
+    counts = Table(title="Parameters", title_justify="left", show_header=False)
+    for label, value in (("total (shared + every task's own)", f"{c.total:,}"), ("shared", f"{c.shared:,}"),
+                         ("task-specific conv weights, per task", f"{c.specific_conv:,}"), ("norms, all tasks", f"{c.norms:,}"),
+                         ("classifiers, all tasks", f"{c.heads:,}"),
+                         ("task-specific fraction", f"{candidate.specific_fraction:.4f} (budget {settings.budget:g}: "
+                          f"{'within' if candidate.violation(settings.budget) <= 1e-12 else 'over'})")):  # fmt: skip
+        counts.add_row(label, value)
+    console.print(counts)
+    units = Table(title="Allocation by unit (input side first)", title_justify="left")
+    for col in ("unit", "fraction", "task-specific filters", ""):
+        units.add_column(col, justify="left" if col in ("unit", "") else "right")
+    for unit, convs in spec.unit_convs(settings.granularity).items():
+        fraction = float(allocation.get(unit, 0.0))
+        k, n = sum(specific_filters(cv, fraction) for cv in convs), sum(cv.out_channels for cv in convs)
+        units.add_row(unit, f"{fraction:.3f}", f"{k}/{n}", "█" * round(20 * k / n) if n else "")
+    console.print(units)
+    if attrs.get("task_accuracy"):
+        tasks = Table(title="Validation accuracy", title_justify="left")
+        tasks.add_column("task")
+        tasks.add_column("accuracy", justify="right")
+        for task, accuracy in attrs["task_accuracy"].items():
+            tasks.add_row(task, f"{accuracy:.4f}")
+        tasks.add_row("mean", f"{trial.values[0]:.4f}" if trial.values else "")
+        console.print(tasks)

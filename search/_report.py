@@ -10,8 +10,9 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from mtlsearch._study import stored_settings
-from mtlsearch.models import BASELINES
+from mtlsearch._settings import Settings
+from mtlsearch._study import stored_settings, study_spec
+from mtlsearch.models import BASELINES, BackboneSpec, count_params
 
 if TYPE_CHECKING:
     import optuna
@@ -44,10 +45,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "feasible": constraint <= 0,
             "pareto": trial.number in front,
             "train_seconds": attrs.get("train_seconds"),
+            "allocation": attrs.get("allocation", {}),
         }
         row.update({TASK_PREFIX + k: v for k, v in attrs.get("task_accuracy", {}).items()})
         rows.append(row)
-    columns = ["trial", "state", "strategy", "accuracy", "params", "specific_fraction", "feasible", "pareto", "train_seconds"]
+    columns = ["trial", "state", "strategy", "accuracy", "params", "specific_fraction", "feasible", "pareto", "train_seconds", "allocation"]
     return pd.DataFrame(rows, columns=None if rows else columns)
 
 
@@ -65,16 +67,21 @@ def pareto_info(study: optuna.Study, frame: pd.DataFrame | None = None) -> Paret
     infeasible = frame[~frame["feasible"]] if len(frame) else frame
     front = trained[trained["pareto"]].sort_values("params") if len(trained) else trained
     baselines = trained[trained["strategy"].isin(BASELINES)].drop_duplicates("strategy") if len(trained) else trained
-    budget_params = None
     settings = stored_settings(study)
-    shared = baselines[baselines["strategy"] == "shared"] if len(baselines) else baselines
-    if settings is not None and len(shared) and len(trained):
-        # params grow linearly with the specific fraction: every task but one adds its copy
-        row = trained.loc[trained["specific_fraction"].idxmax()]
-        if row["specific_fraction"] > 0:
-            slope = (row["params"] - shared["params"].iloc[0]) / row["specific_fraction"]
-            budget_params = float(shared["params"].iloc[0] + slope * settings.budget)
+    budget_params = None
+    if settings is not None and settings.num_classes:
+        budget_params = reference_params(settings, study_spec(study, settings))[1]
     return ParetoInfo(trained, front, baselines, infeasible, budget_params)
+
+
+def reference_params(settings: Settings, spec: BackboneSpec) -> tuple[float, float]:
+    """``(shared, at the budget)``: the parameter counts every feasible candidate lies between.
+
+    A task-specific filter is counted once per task instead of once, so the total grows by
+    ``(tasks - 1) x specific conv weights``; at the budget those are ``budget x conv weights``.
+    """
+    shared = count_params(spec, settings.num_classes, {}, settings.granularity).total  # type: ignore[arg-type]
+    return float(shared), float(shared + (len(settings.num_classes) - 1) * settings.budget * spec.conv_params)
 
 
 def summary_table(info: ParetoInfo, *, limit: int = 8) -> pd.DataFrame:
@@ -101,6 +108,7 @@ def pareto_figure(info: ParetoInfo, *, title: str = "") -> go.Figure:
             f"trial {r['trial']} · {r['strategy']}<br>accuracy {r['accuracy']:.4f}"
             f"<br>params {r['params']:,.0f}<br>specific {r['specific_fraction']:.3f}<br>"
             + "<br>".join(f"{k.removeprefix(TASK_PREFIX)}: {v:.3f}" for k, v in r.items() if k.startswith(TASK_PREFIX))
+            + "<br>allocation: " + (", ".join(f"{u} {f:.2f}" for u, f in r["allocation"].items() if f > 0) or "all shared")
             for r in df.to_dict("records")
         ]
 
@@ -143,12 +151,36 @@ def _table_html(table: pd.DataFrame) -> str:
     return shown.to_html(index=False, formatters=formats, border=0, classes="results")
 
 
-def write_report(study: optuna.Study, path: Path) -> Path:
-    """A single HTML file with plotly.js embedded: it opens offline."""
+def report_figures(study: optuna.Study, info: ParetoInfo | None = None, frame: pd.DataFrame | None = None) -> dict[str, go.Figure]:
+    """The report's figures by id: the Pareto front, the allocation heatmap, per-task accuracy,
+    hypervolume against trained trials (the last three once a trial is trained)."""
+    from mtlsearch._figures import (
+        allocation_figure,
+        allocation_info,
+        hypervolume_figure,
+        hypervolume_info,
+        task_accuracy_figure,
+        task_accuracy_frame,
+    )
+
+    frame = trials_frame(study) if frame is None else frame
+    info = pareto_info(study, frame) if info is None else info
+    figures = {"pareto": pareto_figure(info, title="Accuracy against parameters")}
     settings = stored_settings(study)
-    info = pareto_info(study)
+    if settings is not None and len(info.trained):
+        figures["allocation"] = allocation_figure(allocation_info(info, settings, study_spec(study, settings)))
+        figures["task-accuracy"] = task_accuracy_figure(task_accuracy_frame(info))
+        figures["hypervolume"] = hypervolume_figure(hypervolume_info(study, frame, settings))
+    return figures
+
+
+def write_report(study: optuna.Study, path: Path) -> Path:
+    """A single HTML file with plotly.js embedded once: it opens offline."""
+    settings = stored_settings(study)
+    frame = trials_frame(study)
+    info = pareto_info(study, frame)
     title = f"mtlsearch · {study.study_name}"
-    fig = pareto_figure(info, title="Accuracy against parameters")
+    figures = report_figures(study, info, frame)
     described = ""
     if settings is not None:
         described = (
@@ -157,6 +189,8 @@ def write_report(study: optuna.Study, path: Path) -> Path:
             f"{settings.fidelity.train_size} images per task, seed {settings.seed}."
         )
     counts = f"{len(info.trained)} trained candidates, {len(info.infeasible)} over budget (never trained)."
+    drawn = [fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"mtlsearch-{key}") for i, (key, fig) in enumerate(figures.items())]
+    table = _table_html(summary_table(info)) if len(info.trained) else "<p>No trained trial yet.</p>"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}}
@@ -164,9 +198,10 @@ table.results{{border-collapse:collapse;font-size:14px}}table.results td,table.r
 </head><body>
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(described)}</p><p>{html.escape(counts)}</p>
-{fig.to_html(full_html=False, include_plotlyjs=True)}
-<h2>Per-task validation accuracy: baselines and the best searched candidates</h2>
-{_table_html(summary_table(info)) if len(info.trained) else "<p>No trained trial yet.</p>"}
+{drawn[0]}
+<h2>Baselines and the best searched candidates</h2>
+{table}
+{"".join(drawn[1:])}
 </body></html>
 """
     path = Path(path)

@@ -26,6 +26,7 @@ METRIC_NAMES = ("accuracy", "params")
 SETTINGS_ATTR = "settings"
 PARAM_PREFIX = "alloc:"
 CONSTRAINTS_KEY = "constraints"  # the list optuna-dashboard 0.21 and Optuna's samplers read
+SHAPES_ATTR = "mtlsearch:shape_table"  # study system attribute: the backbone's BackboneSpec
 TARGET_ATTR = "n_trials"  # the study-wide target of trained trials that workers work towards
 DEFAULT_N_TRIALS = 12
 
@@ -128,12 +129,31 @@ def create_or_load(
         study.set_metric_names(list(METRIC_NAMES))
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     space = space_for(settings)
+    study._storage.set_study_system_attr(study._study_id, SHAPES_ATTR, space.spec.to_dict())
     for strategy in BASELINES:
         allocation = strategy_allocation(
             strategy, space.spec, settings.granularity, settings.budget, seed=settings.seed  # type: ignore[arg-type]
         )
         study.enqueue_trial(space.params(allocation), user_attrs={"strategy": strategy})
     return study, True
+
+
+def study_spec(study: optuna.Study, settings: Settings) -> BackboneSpec:
+    """The backbone's shape table as stored at creation (no torch needed), else built."""
+    data = study._storage.get_study_system_attrs(study._study_id).get(SHAPES_ATTR)
+    return BackboneSpec.from_dict(data) if data else backbone_spec(settings.backbone)
+
+
+def check_shapes(study: optuna.Study, settings: Settings) -> None:
+    """A worker's timm must build the backbone the study was created with."""
+    data = study._storage.get_study_system_attrs(study._study_id).get(SHAPES_ATTR)
+    if data and BackboneSpec.from_dict(data) != backbone_spec(settings.backbone):
+        import timm
+
+        raise UsageError(
+            f"timm {timm.__version__} on this machine builds {settings.backbone} with other layers than the "
+            f"machine that created study {study.study_name!r}: install the timm version used there"
+        )
 
 
 def set_target(study: optuna.Study, n_trials: int | None) -> int:

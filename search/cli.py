@@ -13,7 +13,9 @@ from mtlsearch._cli_support import (
     describe_study,
     err_console,
     print_table,
+    push_figures,
     quiet_libraries,
+    show_trial,
     start_workers,
     stop_on_signals,
     study_settings,
@@ -113,6 +115,7 @@ def run(
         interrupted = start_workers(study, name, url, workers, device_list, target=target, timeout=timeout,
                                 beats=beats, patience=patience)  # fmt: skip
     write_report(study, report_path)
+    push_figures(study)
     print_table(study)
     console.print(f"report: {report_path}")
     if interrupted:
@@ -179,11 +182,12 @@ def worker(
     url = resolve_url(storage)
     quiet_libraries()
     from mtlsearch._storage import open_storage
-    from mtlsearch._study import DEFAULT_N_TRIALS, TARGET_ATTR, load_study, stored_settings
+    from mtlsearch._study import DEFAULT_N_TRIALS, TARGET_ATTR, check_shapes, load_study, stored_settings
     from mtlsearch._worker import trained_count
 
     study = load_study(open_storage(url, heartbeat=beats), study_name, hint=f"create it first: mtlsearch create --study-name {study_name} --storage URL [settings]")
     settings = stored_settings(study)
+    check_shapes(study, settings)
     target = n_trials or int(study.user_attrs.get(TARGET_ATTR, DEFAULT_N_TRIALS))
     tasks = study_tasks(settings, data_root)
     if not events:
@@ -246,24 +250,103 @@ def report(
     storage: StorageOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: <study>.html).")] = None,
 ) -> None:
-    """Write the self-contained HTML report of a study and print its table."""
-    quiet_libraries()
-    import optuna
-
+    """Write the self-contained HTML report of a study, push its figures to the dashboard, print its table."""
+    study = _open_study(storage, study_name)
     from mtlsearch._report import write_report
+
+    path = write_report(study, out or Path(f"{study.study_name}.html"))
+    push_figures(study)
+    print_table(study)
+    console.print(f"report: {path}")
+
+
+def _open_study(storage: str | None, study_name: str | None):  # type: ignore[no-untyped-def]
+    """The named study, or the only one in the storage."""
+    quiet_libraries()
     from mtlsearch._storage import open_storage, resolve_url
     from mtlsearch._study import load_study
 
     opened = open_storage(resolve_url(storage))
     if study_name is None:
-        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        names = [s.study_name for s in opened.get_all_studies()]
         if len(names) != 1:
             raise UsageError(f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}): pass --study-name")
         study_name = names[0]
-    study = load_study(opened, study_name)
-    path = write_report(study, out or Path(f"{study_name}.html"))
-    print_table(study)
-    console.print(f"report: {path}")
+    return load_study(opened, study_name)
+
+
+@app.command()
+def dashboard(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; the dashboard has no authentication.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Open the storage in optuna-dashboard (figures and notes pushed by run and report)."""
+    quiet_libraries()
+    from mtlsearch._dashboard import LOOPBACK, serve
+    from mtlsearch._storage import open_storage, redact, resolve_url
+
+    url = resolve_url(storage)
+    opened = open_storage(url)
+    if host not in LOOPBACK:
+        err_console.print(f"warning: the dashboard on {host} has no authentication; anyone who reaches port {port} can read and change every study", markup=False)
+    console.print(f"optuna-dashboard for {redact(url)} on http://{host}:{port}/dashboard/ (Ctrl-C stops)", markup=False, highlight=False)
+    stop_on_signals()
+    try:
+        serve(opened, host=host, port=port)
+    except KeyboardInterrupt:
+        console.print("dashboard stopped")
+
+
+@app.command()
+def studies(storage: StorageOpt = None) -> None:
+    """List the studies: budget, backbone, tasks, trial counts, best accuracy."""
+    quiet_libraries()
+    from rich.table import Table
+
+    from mtlsearch._data_out import studies_frame
+    from mtlsearch._storage import open_storage, redact, resolve_url
+
+    url = resolve_url(storage)
+    frame = studies_frame(open_storage(url))
+    if not len(frame):
+        console.print(f"{redact(url)} holds no study")
+        return
+    table = Table(title=f"Studies in {redact(url)}", title_justify="left")
+    for col in ("study", "budget", "backbone", "tasks", "trained", "infeasible", "failed", "running", "best accuracy"):
+        table.add_column(col, justify="left" if col in ("study", "backbone", "tasks") else "right")
+    for r in frame.to_dict("records"):
+        trained = f"{r['trained']}/{r['target']}" if r["target"] else str(r["trained"])
+        best = "" if r["best_accuracy"] is None or r["best_accuracy"] != r["best_accuracy"] else f"{r['best_accuracy']:.4f}"
+        table.add_row(r["study"], "" if r["budget"] is None else f"{r['budget']:g}", r["backbone"] or "(not mtlsearch)", r["tasks"],
+                      trained, str(r["infeasible"]), str(r["failed"]), str(r["running"]), best)  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def show(
+    trial: Annotated[int, typer.Option(help="Trial number.")],
+    study_name: Annotated[Optional[str], typer.Option(help="Study (default: the only one in the storage).")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """One candidate: its allocation by unit, parameter counts, per-task accuracy."""
+    show_trial(_open_study(storage, study_name), trial)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="File to write.")],
+    format: Annotated[str, typer.Option("--format", help="csv, parquet or json.")] = "csv",
+    study_name: Annotated[Optional[str], typer.Option(help="Study (default: the only one in the storage).")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Write every trial as one row (per-task accuracy and allocation as columns)."""
+    from mtlsearch._data_out import EXPORT_FORMATS, export as write
+
+    if format not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    path, rows = write(_open_study(storage, study_name), format, out)
+    console.print(f"{rows} trials written to {path}")
 
 
 @app.command()

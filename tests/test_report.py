@@ -38,14 +38,22 @@ def study(tmp_path, tiny_settings):
     return study
 
 
-def test_pareto_data(study) -> None:
+def test_pareto_data(study, tiny_settings) -> None:
+    from mtlsearch.models import Candidate, backbone_spec, strategy_allocation
+
+    settings, _ = tiny_settings
     info = pareto_info(study)
     assert list(info.front["strategy"]) == ["shared", "search", "bottom-specific"]
     assert list(info.front["params"]) == [700, 800, 900]
     assert set(info.baselines["strategy"]) == {"shared", "bottom-specific", "top-specific", "random"}
     assert list(info.infeasible["params"]) == [1200]
     assert len(info.trained) == 6 and not info.trained["trial"].isin(info.infeasible["trial"]).any()
-    assert info.budget_params == pytest.approx(900)
+    # the budget line: where a candidate that spends the whole budget lands (to within a filter per unit)
+    spec = backbone_spec(settings.backbone)
+    for strategy in ("bottom-specific", "top-specific"):
+        allocation = strategy_allocation(strategy, spec, settings.granularity, settings.budget)
+        total = Candidate.create(spec, settings.num_classes, allocation, settings.granularity, strategy=strategy).counts.total
+        assert total <= info.budget_params <= total * 1.01
 
 
 def test_summary_table_lists_baselines_and_best_searched(study) -> None:

@@ -1,0 +1,109 @@
+"""Data out: `studies`, `show`, `export` from the command line."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import fill_study, run_cli
+from mtlsearch._storage import open_storage
+from mtlsearch._study import create_or_load
+
+
+@pytest.fixture(scope="module")
+def stored(tiny_settings, tmp_path_factory):
+    settings, _ = tiny_settings
+    folder = tmp_path_factory.mktemp("out")
+    url = f"sqlite:///{folder / 'study.db'}"
+    study, _ = create_or_load(open_storage(url), "known", settings)
+    fill_study(study, settings, trials=16)
+    create_or_load(open_storage(url), "empty", settings)
+    return url, study, settings, folder
+
+
+@pytest.mark.parametrize("fmt, read", [("csv", pd.read_csv), ("parquet", pd.read_parquet), ("json", pd.read_json)])
+def test_export_round_trips_through_pandas(stored, fmt, read) -> None:
+    url, study, settings, folder = stored
+    out = folder / f"trials.{fmt}"
+    result = run_cli("export", "--study-name", "known", "--storage", url, "--format", fmt, "--out", str(out), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    table = read(out)
+    assert len(table) == len(study.trials) and list(table["trial"]) == list(range(len(study.trials)))
+    assert {f"accuracy.{t}" for t in settings.tasks} <= set(table.columns)
+    assert {"allocation.stem", "allocation.layer4.1", "params", "constraint", "state", "strategy"} <= set(table.columns)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    row = table.set_index("trial").loc[complete[0].number]
+    assert row["accuracy"] == pytest.approx(complete[0].values[0])
+    assert row[f"accuracy.{settings.tasks[0]}"] == pytest.approx(complete[0].user_attrs["task_accuracy"][settings.tasks[0]])
+    assert row["strategy"] == "shared" and row["state"] == "COMPLETE"
+    assert set(table["state"]) == {"COMPLETE", "PRUNED"}
+
+
+def test_export_rejects_bad_input(stored) -> None:
+    url, _, _, folder = stored
+    bad = run_cli("export", "--study-name", "known", "--storage", url, "--format", "xlsx", "--out", "x", cwd=folder)
+    assert bad.returncode == 2 and bad.stderr == "error: unknown export format 'xlsx': use one of csv, parquet, json\n"
+    nowhere = run_cli("export", "--study-name", "known", "--storage", url, "--out", "no/such/dir/t.csv", cwd=folder)
+    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
+    ambiguous = run_cli("export", "--storage", url, "--out", "t.csv", cwd=folder)
+    assert ambiguous.returncode == 2 and "pass --study-name" in ambiguous.stderr
+
+
+def test_studies_lists_settings_and_counts(stored) -> None:
+    url, study, _, folder = stored
+    result = run_cli("studies", "--storage", url, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    known = next(line for line in result.stdout.splitlines() if "known" in line)
+    trained = sum(t.state.name == "COMPLETE" for t in study.trials)
+    pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+    best = max(t.values[0] for t in study.trials if t.values)
+    cells = [c.strip() for c in known.split("│") if c.strip()]
+    assert cells[:3] == ["known", "0.1", "resnet18-narrow"]
+    assert cells[4:6] == [str(trained), str(pruned)] and cells[-1] == f"{best:.4f}"
+    assert "empty" in result.stdout
+
+
+def test_show_prints_a_candidate_in_full(stored) -> None:
+    url, study, settings, folder = stored
+    result = run_cli("show", "--study-name", "known", "--storage", url, "--trial", "1", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "trial 1 of known · COMPLETE · bottom-specific" in out
+    assert f"{study.trials[1].user_attrs['params']:,}" in out
+    stem = next(line for line in out.splitlines() if "│ stem " in line)
+    assert "1.000" in stem and "32/32" in stem  # bottom-specific owns the whole stem
+    for task, accuracy in study.trials[1].user_attrs["task_accuracy"].items():
+        assert f"{accuracy:.4f}" in out and task in out
+    missing = run_cli("show", "--study-name", "known", "--storage", url, "--trial", "999", cwd=folder)
+    assert missing.returncode == 2
+    assert missing.stderr == f"error: study 'known' has trials 0 to {len(study.trials) - 1}, not 999: fix --trial\n"
+
+
+def test_reading_results_needs_no_torch(stored) -> None:
+    import subprocess
+    import sys
+
+    url, _, _, folder = stored
+    code = (
+        "import sys\nfrom mtlsearch.cli import main\n"
+        f"sys.argv = ['mtlsearch', 'report', '--study-name', 'known', '--storage', {url!r}, '--out', 'nt.html']\n"
+        "try:\n main()\nexcept SystemExit as e:\n assert not e.code, e.code\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"  # the study's stored shape table is enough
+
+
+def test_a_worker_whose_timm_builds_another_backbone_is_refused(stored) -> None:
+    from mtlsearch._study import SHAPES_ATTR
+
+    url, study, settings, folder = stored
+    storage = open_storage(url)
+    other, _ = create_or_load(storage, "tampered", settings)
+    shapes = storage.get_study_system_attrs(other._study_id)[SHAPES_ATTR]
+    shapes["convs"][0]["out_channels"] += 1  # as if timm had changed the stem
+    storage.set_study_system_attr(other._study_id, SHAPES_ATTR, shapes)
+    result = run_cli("worker", "--study-name", "tampered", "--storage", url, cwd=folder)
+    assert result.returncode == 2
+    assert "builds resnet18-narrow with other layers" in result.stderr and result.stderr.count("\n") == 1
