@@ -20,6 +20,7 @@ from mtlsearch.models._spec import (
     check_granularity,
     spec_from_model,
 )
+from mtlsearch.models._weights import load_backbone_weights, read_checkpoint
 from mtlsearch.models._strategies import (
     BASELINES,
     STRATEGIES,
@@ -49,6 +50,8 @@ __all__ = [
     "count_params",
     "get_backbone",
     "largest_fraction",
+    "load_backbone_weights",
+    "read_checkpoint",
     "spec_from_model",
     "specific_filters",
     "strategy_allocation",

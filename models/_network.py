@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from mtlsearch.models._accounting import check_allocation, specific_filters
 from mtlsearch.models._layers import TaskConv2d, TaskNorm, TaskState
 from mtlsearch.models._registry import get_backbone
 from mtlsearch.models._spec import Granularity, spec_from_model
+from mtlsearch.models._weights import load_backbone_weights
 
 
 class MultiDomainNet(nn.Module):
@@ -62,10 +64,18 @@ def build_model(
     allocation: Mapping[str, float],
     granularity: Granularity,
     pretrained: bool = False,
+    weights: Path | None = None,
     in_chans: int = 3,
 ) -> MultiDomainNet:
-    """A multi-domain network over a registered backbone; task filters copy the backbone's."""
-    model = get_backbone(backbone).create(pretrained=pretrained, in_chans=in_chans)
+    """A multi-domain network over a registered backbone; task filters copy the backbone's.
+
+    ``pretrained`` takes timm's ImageNet weights (downloaded by timm); ``weights`` a local
+    checkpoint (safetensors or a state dict). Either is loaded before the split, so every
+    task's own filters, norms and statistics start from them.
+    """
+    model = get_backbone(backbone).create(pretrained=pretrained and weights is None, in_chans=in_chans)
+    if weights is not None:
+        load_backbone_weights(model, weights)
     return MultiDomainNet(
         model,
         name=backbone,

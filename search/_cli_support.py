@@ -208,3 +208,51 @@ def show_trial(study, number: int) -> None:  # type: ignore[no-untyped-def]
             tasks.add_row(task, f"{accuracy:.4f}")
         tasks.add_row("mean", f"{trial.values[0]:.4f}" if trial.values else "")
         console.print(tasks)
+
+
+def train_and_save(study, out: Path, *, trial: int | None, strategy: str | None, epochs: int | None,  # type: ignore[no-untyped-def]
+                   weights: Path | None, data_root: Path | None, device: str, head_warmup_epochs: int | None = None) -> None:  # fmt: skip
+    """``mtlsearch train``: the candidate, all training images, a progress bar, the saved model."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from mtlsearch._data_out import find_trial
+    from mtlsearch._study import PARAM_PREFIX, stored_settings, study_spec
+    from mtlsearch._train import resolve_device
+    from mtlsearch._trained import save_trained, train_full
+    from mtlsearch.models import STRATEGIES, Candidate, strategy_allocation
+
+    settings = stored_settings(study)
+    if head_warmup_epochs is not None:
+        settings = dataclasses.replace(settings, fidelity=dataclasses.replace(settings.fidelity, head_warmup_epochs=head_warmup_epochs))
+    spec = study_spec(study, settings)
+    if strategy is not None:
+        if strategy not in STRATEGIES:
+            raise UsageError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        allocation = strategy_allocation(strategy, spec, settings.granularity, settings.budget, seed=settings.seed)
+        source = {"study": study.study_name, "strategy": strategy}
+    else:
+        chosen = find_trial(study, trial)  # type: ignore[arg-type]
+        allocation = chosen.user_attrs.get("allocation") or {k.removeprefix(PARAM_PREFIX): v for k, v in chosen.params.items()}
+        if not allocation:
+            raise UsageError(f"trial {trial} has no allocation yet ({chosen.state.name}): choose a finished trial")
+        strategy = chosen.user_attrs.get("strategy", "search")
+        source = {"study": study.study_name, "trial": chosen.number, "brief_val_accuracy": chosen.values[0] if chosen.values else None}
+    candidate = Candidate.create(spec, settings.num_classes, allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
+    full = dataclasses.replace(settings, fidelity=dataclasses.replace(settings.fidelity, train_size=None))  # type: ignore[arg-type]
+    tasks = study_tasks(full, data_root)
+    epochs = epochs or 4 * settings.fidelity.epochs
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        console.print(line, markup=False, highlight=False)
+
+    progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"),
+                        TimeRemainingColumn(), console=console)  # fmt: skip
+    bar = progress.add_task("steps", total=1)
+    with progress:
+        result = train_full(candidate, settings, tasks, epochs=epochs, device=resolve_device(device), weights=weights,
+                            source=source, on_step=lambda done, total: progress.update(bar, completed=done, total=total), log=log)  # fmt: skip
+    folder = save_trained(result, out, lines)
+    console.print(f"mean accuracy: val {result.card['mean_val_accuracy']:.4f}, test {result.card['mean_test_accuracy']:.4f}\n"
+                  f"saved to {folder}: model.safetensors, card.json, train.log (reload with mtlsearch.load_trained)")  # fmt: skip

@@ -143,6 +143,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     _check_range("--train-size", fidelity.train_size, 2)
     _check_range("batch_size", fidelity.batch_size, 1)
     _check_range("lr", fidelity.lr, 0.0)
+    _check_range("--head-warmup-epochs", fidelity.head_warmup_epochs, 0)
     get_backbone(settings.backbone)
     check_granularity(settings.granularity)
     return settings

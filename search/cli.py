@@ -20,6 +20,7 @@ from mtlsearch._cli_support import (
     stop_on_signals,
     study_settings,
     study_tasks,
+    train_and_save,
     work,
 )
 from mtlsearch.errors import UsageError
@@ -46,6 +47,7 @@ TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Training images per t
 GranularityOpt = Annotated[Optional[str], typer.Option(help="Search unit: layer, block or stage.")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option(help="Image side in pixels.")]
 DataRootOpt = Annotated[Optional[Path], typer.Option(help="Image-folder tasks: ROOT/<task>/{train,val,test}/<class>/<image>.")]
+WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's classifier alone, on frozen features, before joint training (the paper's pre-training; default 0).")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
 NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
 TimeoutOpt = Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")]
@@ -72,6 +74,7 @@ def run(
     workers: Annotated[int, typer.Option(help="Local worker processes (one per GPU); more than one wants PostgreSQL for many.", min=1)] = 1,
     devices: Annotated[Optional[str], typer.Option(help="Comma-separated devices for the workers, assigned round-robin (e.g. cuda:0,cuda:1).")] = None,
     seed: SeedOpt = None,
+    head_warmup_epochs: WarmupOpt = None,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
@@ -82,7 +85,7 @@ def run(
 
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
-        granularity=granularity, image_size=image_size, seed=seed,
+        granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
     )  # fmt: skip
     beats = Heartbeat(heartbeat_interval, grace_period)
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
@@ -136,13 +139,14 @@ def create(
     image_size: ImageSizeOpt = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = None,
+    head_warmup_epochs: WarmupOpt = None,
 ) -> None:
     """Create a study for workers to join: settings stored, baselines enqueued, once."""
     from mtlsearch._storage import redact, resolve_url
 
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
-        granularity=granularity, image_size=image_size, seed=seed,
+        granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
     )  # fmt: skip
     url = resolve_url(storage)
     quiet_libraries()
@@ -347,6 +351,29 @@ def export(
         raise UsageError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
     path, rows = write(_open_study(storage, study_name), format, out)
     console.print(f"{rows} trials written to {path}")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Folder for model.safetensors, card.json and train.log.")],
+    trial: Annotated[Optional[int], typer.Option(help="The trial whose allocation to train.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Or a strategy at the study's budget: shared, bottom-specific, top-specific, random, independent.")] = None,
+    study_name: Annotated[Optional[str], typer.Option(help="Study (default: the only one in the storage).")] = None,
+    storage: StorageOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs over all training images (default: 4 x the study's).", min=1)] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Initialise the backbone from this checkpoint (.safetensors or a state dict).")] = None,
+    head_warmup_epochs: WarmupOpt = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's image folders.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train one candidate at full fidelity, test it, and save it (weights, card, log)."""
+    if (trial is None) == (strategy is None):
+        raise UsageError("pass exactly one of --trial N and --strategy NAME")
+    if weights is not None and not weights.is_file():
+        raise UsageError(f"weights file {weights} does not exist: pass a .safetensors file or a saved state dict")
+    study = _open_study(storage, study_name)
+    train_and_save(study, out, trial=trial, strategy=strategy, epochs=epochs, weights=weights, data_root=data_root, device=device,
+                   head_warmup_epochs=head_warmup_epochs)  # fmt: skip
 
 
 @app.command()

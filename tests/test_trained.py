@@ -1,0 +1,137 @@
+"""Full training of a chosen candidate, the saved model, reloading it; local checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from mtlsearch import load_trained, predict
+from mtlsearch._storage import open_storage
+from mtlsearch._study import create_or_load
+from mtlsearch._trained import save_trained, train_full
+from mtlsearch.models import Candidate, backbone_spec, build_model, get_backbone, strategy_allocation
+from mtlsearch.models._layers import TaskConv2d, TaskNorm
+
+
+def _bottom(settings) -> Candidate:
+    spec = backbone_spec(settings.backbone)
+    allocation = strategy_allocation("bottom-specific", spec, settings.granularity, settings.budget)
+    return Candidate.create(spec, settings.num_classes, allocation, settings.granularity, strategy="bottom-specific")
+
+
+def test_saved_model_reloads_with_the_same_predictions(tiny_settings, tmp_path: Path) -> None:
+    settings, tasks = tiny_settings
+    result = train_full(_bottom(settings), settings, tasks, epochs=1, device="cpu")
+    folder = save_trained(result, tmp_path / "m", ["a log line"])
+    model, card = load_trained(folder)
+    for index, task in enumerate(tasks):
+        images = torch.from_numpy(task.test.images[:200])
+        assert torch.equal(predict(model, images, index), predict(result.model.eval(), images, index))
+    assert card["allocation"] == result.card["allocation"] and card["strategy"] == "bottom-specific"
+    assert card["params"]["total"] == sum(p.numel() for p in model.parameters())
+    assert set(card["test_accuracy"]) == {t.name for t in tasks}
+    assert (folder / "train.log").read_text() == "a log line\n"
+
+
+def test_train_command_end_to_end(tiny_settings, tmp_path: Path) -> None:
+    settings, _ = tiny_settings
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    create_or_load(open_storage(url), "s", settings)
+    result = run_cli("train", "--storage", url, "--strategy", "top-specific", "--epochs", "1", "--out", "model", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    card = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert card["source"] == {"study": "s", "strategy": "top-specific"} and card["epochs"] == 1
+    assert card["train_images"] == dict.fromkeys(settings.tasks, 2000)  # all training images, not the brief subset
+    log = (tmp_path / "model" / "train.log").read_text()
+    assert "test" in log and all(t in log for t in settings.tasks)
+    # the reloaded model scores what the card says on the test split
+    from mtlsearch._train import evaluate
+    from mtlsearch.datasets import load_tasks
+
+    model, _ = load_trained(tmp_path / "model")
+    tasks = load_tasks(settings.dataset, image_size=settings.image_size)
+    assert evaluate(model, tasks, split="test") == card["test_accuracy"]
+    both = run_cli("train", "--storage", url, "--strategy", "shared", "--trial", "0", "--out", "x", cwd=tmp_path)
+    assert both.returncode == 2 and both.stderr == "error: pass exactly one of --trial N and --strategy NAME\n"
+    waiting = run_cli("train", "--storage", url, "--trial", "0", "--out", "x", cwd=tmp_path)
+    assert waiting.returncode == 2 and "trial 0 has no allocation yet (WAITING)" in waiting.stderr
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "state_dict"])
+def test_a_local_checkpoint_initialises_the_backbone_and_every_task_copy(tiny_settings, tmp_path: Path, fmt: str) -> None:
+    settings, _ = tiny_settings
+    torch.manual_seed(123)
+    source = get_backbone(settings.backbone).create()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_()
+    state = source.state_dict()
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        path = tmp_path / "w.safetensors"
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        path = tmp_path / "w.pt"
+        torch.save({"state_dict": {**state, "fc.weight": torch.zeros(10, 128)}}, path)  # nested, with a classifier
+    candidate = _bottom(settings)
+    model = build_model(settings.backbone, num_classes=settings.num_classes, allocation=candidate.allocation_dict,
+                        granularity=settings.granularity, weights=path)  # fmt: skip
+    checked = 0
+    for name, module in model.backbone.named_modules():
+        if isinstance(module, TaskConv2d) and module.specific is not None:
+            weight = state[f"{name}.weight"]
+            for task in range(len(settings.num_classes)):
+                assert torch.equal(module.specific[task], weight[: module.k])
+            if module.shared is not None:
+                assert torch.equal(module.shared, weight[module.k :])
+            checked += 1
+        elif isinstance(module, TaskNorm):
+            for copy in module.copies:
+                assert torch.equal(copy.weight, state[f"{name}.weight"])
+    assert checked > 0
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tiny_settings, tmp_path: Path) -> None:
+    settings, _ = tiny_settings
+    path = tmp_path / "other.pt"
+    torch.save(get_backbone("resnet18").create().state_dict(), path)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    create_or_load(open_storage(url), "s", settings)
+    result = run_cli("train", "--storage", url, "--strategy", "shared", "--weights", str(path), "--out", "m", cwd=tmp_path)
+    assert result.returncode == 2 and "does not fit this backbone" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_head_warmup_trains_only_the_classifiers(tiny_settings) -> None:
+    import dataclasses
+
+    from mtlsearch._train import evaluate, warm_up_heads
+
+    settings, tasks = tiny_settings
+    torch.manual_seed(0)
+    model = build_model(settings.backbone, num_classes=settings.num_classes, allocation=_bottom(settings).allocation_dict,
+                        granularity=settings.granularity)  # fmt: skip
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    chance = evaluate(model, tasks, split="train")
+    fidelity = dataclasses.replace(settings.fidelity, head_warmup_epochs=3, lr=0.05)
+    warm_up_heads(model, tasks, fidelity, device="cpu", generator=torch.Generator().manual_seed(0))
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("heads.") for k in changed)  # norms' running statistics included
+    warmed = evaluate(model, tasks, split="train")
+    assert sum(warmed.values()) > sum(chance.values())
+
+
+def test_head_warmup_is_a_study_setting(tmp_path: Path) -> None:
+    result = run_cli("create", "--study-name", "w", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--head-warmup-epochs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="w", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert study.user_attrs["settings"]["fidelity"]["head_warmup_epochs"] == 2
+    bad = run_cli("create", "--study-name", "v", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--head-warmup-epochs", "-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--head-warmup-epochs is -1" in bad.stderr
