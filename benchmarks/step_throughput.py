@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mtlsearch._train import Fidelity, make_optimizer, resolve_device, to_input, train_step
+from mtlsearch._train import Fidelity, fast_path, make_optimizer, resolve_device, to_model_input, train_step
 from mtlsearch.models import backbone_spec, build_model, get_backbone, strategy_allocation
 
 
@@ -53,12 +53,17 @@ def main() -> None:
     joined_x = torch.cat([x for x, _ in batches])
     joined_y = torch.cat([y for _, y in batches])
 
+    # the same fast path for both on CUDA (bf16 autocast, channels-last, cuDNN autotuning)
+    multi_precision, plain_precision = fast_path(multi, device), fast_path(plain, device)  # type: ignore[arg-type]
+
     def multi_step() -> None:
-        train_step(multi, multi_opt, batches)
+        train_step(multi, multi_opt, batches, multi_precision)
 
     def plain_step() -> None:
         plain_opt.zero_grad(set_to_none=True)
-        F.cross_entropy(plain(to_input(joined_x)), joined_y).backward()
+        with plain_precision:
+            loss = F.cross_entropy(plain(to_model_input(joined_x)), joined_y)
+        loss.backward()
         plain_opt.step()
 
     def timed(step) -> float:  # type: ignore[no-untyped-def]

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from mtlsearch.datasets._embedded import DOMAINS, EMBEDDED, load_fashion_domains
-from mtlsearch.datasets._folder import LAYOUT, FolderTask, Progress, load_folder, scan_folder
+from mtlsearch.datasets._folder import LAYOUT, FolderTask, Progress, decode_tasks, load_folder, scan_folder
+from mtlsearch.datasets._official import DECATHLON_TASKS, FGC_READERS, scan_decathlon, scan_fgc
 from mtlsearch.datasets._task import SPLITS, Split, Task, carve, shuffled
 from mtlsearch.errors import DatasetError
 
@@ -20,12 +21,18 @@ __all__ = [
     "FolderTask",
     "Split",
     "Task",
+    "DECATHLON_TASKS",
+    "FGC_READERS",
+    "OFFICIAL",
     "carve",
+    "decode_tasks",
     "describe_tasks",
     "load_fashion_domains",
     "load_folder",
     "load_tasks",
     "resize_tasks",
+    "scan_decathlon",
+    "scan_fgc",
     "scan_folder",
     "shuffled",
 ]
@@ -46,6 +53,15 @@ def resize_tasks(tasks: Sequence[Task], image_size: int) -> list[Task]:
     return [Task(t.name, t.classes, resize(t.train), resize(t.val), resize(t.test)) for t in tasks]
 
 
+OFFICIAL = ("fgc", "decathlon")  # datasets read from their official files under --data-root
+
+
+def _scan_official(dataset: str, data_root: Path | None) -> list[FolderTask]:
+    if data_root is None:
+        raise DatasetError(f"dataset {dataset!r} needs --data-root DIR holding its official files (see docs/reproduction.md)")
+    return scan_fgc(data_root) if dataset == "fgc" else scan_decathlon(data_root)
+
+
 def describe_tasks(dataset: str, *, data_root: Path | None = None) -> list[tuple[str, int]]:
     """``(name, number of classes)`` of every task, decoding no image of an image folder."""
     if dataset == EMBEDDED:
@@ -54,7 +70,9 @@ def describe_tasks(dataset: str, *, data_root: Path | None = None) -> list[tuple
         if data_root is None:
             raise DatasetError(f"dataset 'folder' needs --data-root DIR laid out as {LAYOUT}")
         return [(t.name, len(t.classes)) for t in scan_folder(data_root)]
-    raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r} or 'folder' with --data-root")
+    if dataset in OFFICIAL:
+        return [(t.name, len(t.classes)) for t in _scan_official(dataset, data_root)]
+    raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r}, 'folder', 'fgc' or 'decathlon'")
 
 
 def load_tasks(
@@ -72,8 +90,10 @@ def load_tasks(
         if data_root is None:
             raise DatasetError(f"dataset 'folder' needs --data-root DIR laid out as {LAYOUT}")
         tasks = load_folder(data_root, image_size=image_size, progress=progress)
+    elif dataset in OFFICIAL:
+        tasks = decode_tasks(_scan_official(dataset, data_root), image_size=image_size, progress=progress)
     else:
-        raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r} or 'folder' with --data-root")
+        raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r}, 'folder', 'fgc' or 'decathlon'")
     for task in tasks:
         if len(np.unique(task.train.labels)) < 2:
             raise DatasetError(f"task {task.name!r} has fewer than two classes with training images")

@@ -74,30 +74,63 @@ def scan_folder(root: Path) -> list[FolderTask]:
     return tasks
 
 
+PARALLEL_FROM = 512  # images; fewer are decoded in this process (workers cost a start-up)
+
+
+class _Decoded:
+    """A map-style dataset over image files: decoded, fitted to ``size`` px, as uint8 CHW."""
+
+    def __init__(self, files: list[tuple[str, int]], size: int) -> None:
+        self.files, self.size = files, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        path, label = self.files[i]
+        try:
+            with Image.open(path) as img:
+                fitted = ImageOps.fit(img.convert("RGB"), (self.size, self.size), Image.Resampling.BILINEAR)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"cannot read image {path} ({exc}): fix or remove the file") from None
+        return np.asarray(fitted).transpose(2, 0, 1), label
+
+
 def _decode(files: list[tuple[str, int]], size: int, progress: Progress | None, done: int, total: int) -> Split:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Every image of a split in memory. Large splits are decoded by DataLoader worker
+    processes (one per core, up to 8), so JPEG decoding and resizing do not serialise."""
+    import os
 
     images = np.empty((len(files), 3, size, size), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
-    for i, (path, label) in enumerate(files):
-        try:
-            with Image.open(path) as img:
-                fitted = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"cannot read image {path} ({exc}): fix or remove the file") from None
-        images[i] = np.asarray(fitted).transpose(2, 0, 1)
-        labels[i] = label
+    dataset = _Decoded(files, size)
+    workers = min(8, os.cpu_count() or 1) if len(files) >= PARALLEL_FROM else 0
+    if workers:
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(dataset, batch_size=64, num_workers=workers, collate_fn=list)  # type: ignore[arg-type]
+        batches = (item for batch in loader for item in batch)
+    else:
+        batches = (dataset[i] for i in range(len(dataset)))
+    for i, (image, label) in enumerate(batches):
+        images[i], labels[i] = image, label
         if progress is not None:
             progress(done + i + 1, total)
     return Split(images, labels)
 
 
 def load_folder(root: Path, *, image_size: int, progress: Progress | None = None) -> list[Task]:
-    """Decode every task under ``root`` into memory at ``image_size`` px.
+    """Decode every task under ``root`` into memory at ``image_size`` px."""
+    return decode_tasks(scan_folder(root), image_size=image_size, progress=progress)
 
-    A task without a ``val`` folder gets one carved from train: a fixed 10% of every class.
+
+def decode_tasks(found: list[FolderTask], *, image_size: int, progress: Progress | None = None) -> list[Task]:
+    """Decode found tasks into memory at ``image_size`` px.
+
+    A task without a ``val`` split gets one carved from train: a fixed 10% of every class.
     """
-    found = scan_folder(root)
     total = sum(len(f) for t in found for f in t.files.values())
     done = 0
     tasks = []
@@ -113,7 +146,7 @@ def load_folder(root: Path, *, image_size: int, progress: Progress | None = None
             splits["val"] = Split(train.images[carved], train.labels[carved])
         if len(splits["val"]) == 0:
             raise DatasetError(
-                f"task {task.name!r} has no validation images: add a val folder or more "
+                f"task {task.name!r} has no validation images: add a val split or more "
                 "training images per class"
             )
         tasks.append(

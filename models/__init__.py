@@ -10,7 +10,7 @@ from mtlsearch.models._accounting import (
     count_params,
     specific_filters,
 )
-from mtlsearch.models._registry import BACKBONES, BackboneEntry, get_backbone
+from mtlsearch.models._registry import BACKBONES, BackboneEntry, ensure_pretrained, get_backbone
 from mtlsearch.models._spec import (
     GRANULARITIES,
     BackboneSpec,
@@ -48,6 +48,7 @@ __all__ = [
     "check_allocation",
     "check_granularity",
     "count_params",
+    "ensure_pretrained",
     "get_backbone",
     "largest_fraction",
     "load_backbone_weights",

@@ -40,6 +40,20 @@ class BackboneEntry:
         return model
 
 
+def ensure_pretrained(name: str) -> None:
+    """Fetch (or find in timm's cache) the ImageNet weights of ``name`` now, so that a machine
+    without them fails at start with a clear line instead of in its first trial."""
+    entry = get_backbone(name)
+    try:
+        entry.create(pretrained=True)
+    except Exception as exc:  # no network, no cache, no weights for this architecture
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"cannot get ImageNet weights for {name} ({reason[:160]}): run once where timm can download them "
+            "(they are cached under ~/.cache/huggingface), or use 'pretrained = false' in the preset"
+        ) from None
+
+
 _ENTRIES = (
     BackboneEntry("resnet18", "resnet18", "ResNet-18 (11.2M)"),
     BackboneEntry("resnet34", "resnet34", "ResNet-34 (21.3M)"),

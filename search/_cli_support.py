@@ -62,8 +62,12 @@ def study_settings(preset: str, data_root: Path | None, **overrides: object):  #
 def study_tasks(settings, data_root: Path | None = None) -> list:  # type: ignore[no-untyped-def]
     """The study's tasks, checked against the names and classes it was created with."""
     from mtlsearch.datasets import load_tasks
+    from mtlsearch.models import ensure_pretrained
 
     root = data_root or (Path(settings.data_root) if settings.data_root else None)
+    if settings.pretrained:
+        with console.status(f"fetching ImageNet weights of {settings.backbone}"):
+            ensure_pretrained(settings.backbone)
     with console.status("loading tasks"):
         tasks = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size, data_root=root)
     found = tuple((t.name, t.num_classes) for t in tasks)

@@ -13,7 +13,7 @@ from mtlsearch._train import Fidelity
 from mtlsearch.errors import SettingsMismatchError, UsageError
 
 DEFAULT_PRESET = "embedded"
-_TOP_KEYS = {"description", "dataset", "backbone", "image_size", "granularity", "budget", "seed", "fidelity"}
+_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "fidelity"}
 # Where the data lives may differ between machines; everything else defines the study.
 _NOT_COMPARED = {"data_root", "description"}
 
@@ -33,6 +33,7 @@ class Settings:
     tasks: tuple[str, ...] = ()
     num_classes: tuple[int, ...] = ()
     data_root: str | None = None
+    pretrained: bool = False  # ImageNet weights through timm (downloaded by timm when online)
     description: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +131,8 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         **given,
     }
     if values.get("data_root") is not None:
-        values["dataset"] = "folder"
+        if values["dataset"] == "fashion-domains":  # the embedded benchmark has no root: image folders
+            values["dataset"] = "folder"
         values["data_root"] = str(Path(values["data_root"]).resolve())
     try:
         fidelity = Fidelity(**fidelity_table)
@@ -146,4 +148,6 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     _check_range("--head-warmup-epochs", fidelity.head_warmup_epochs, 0)
     get_backbone(settings.backbone)
     check_granularity(settings.granularity)
+    if not isinstance(settings.pretrained, bool):
+        raise UsageError(f"pretrained is {settings.pretrained!r}: use true or false")
     return settings

@@ -57,7 +57,7 @@ def train_full(
     torch.manual_seed(settings.seed)
     model = build_model(
         settings.backbone, num_classes=[t.num_classes for t in tasks], allocation=candidate.allocation_dict,
-        granularity=settings.granularity, weights=weights,  # type: ignore[arg-type]
+        granularity=settings.granularity, weights=weights, pretrained=settings.pretrained,  # type: ignore[arg-type]
     )  # fmt: skip
     fidelity = dataclasses.replace(settings.fidelity, epochs=epochs)
     log(f"training {candidate.strategy} ({candidate.specific_fraction:.4f} task-specific, {candidate.counts.total:,} parameters) "

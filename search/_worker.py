@@ -123,6 +123,7 @@ def _train(candidate: Candidate, settings: Settings, tasks: Sequence[Task], devi
         num_classes=[t.num_classes for t in tasks],
         allocation=candidate.allocation_dict,
         granularity=settings.granularity,  # type: ignore[arg-type]
+        pretrained=settings.pretrained,
     )
     return train_candidate(model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=on_step)
 

@@ -135,3 +135,15 @@ def test_head_warmup_is_a_study_setting(tmp_path: Path) -> None:
     assert study.user_attrs["settings"]["fidelity"]["head_warmup_epochs"] == 2
     bad = run_cli("create", "--study-name", "v", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--head-warmup-epochs", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and "--head-warmup-epochs is -1" in bad.stderr
+
+
+def test_divergence_is_caught_once_an_epoch(tiny_settings) -> None:
+    import dataclasses
+
+    from mtlsearch._train import train_candidate
+
+    settings, tasks = tiny_settings
+    model = build_model(settings.backbone, num_classes=settings.num_classes, allocation={}, granularity=settings.granularity)
+    fidelity = dataclasses.replace(settings.fidelity, lr=1e12, epochs=2)
+    with pytest.raises(FloatingPointError, match=r"training diverged in epoch [12] \(a non-finite loss\)"):
+        train_candidate(model, tasks, fidelity, device="cpu", seed=0)
