@@ -203,6 +203,8 @@ def worker(
         if not events:
             console.print("[yellow]stopped: the running trial was failed and will be retried[/]")
         raise typer.Exit(130) from None
+    if not events and trained_count(study) >= target:  # the study is finished: the dashboard shows it
+        push_figures(study)
 
 
 @app.command()

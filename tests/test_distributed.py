@@ -82,6 +82,8 @@ def test_four_workers_reach_exactly_the_target(url: str, tmp_path: Path) -> None
     strategies = [t.user_attrs["strategy"] for t in trained]
     assert all(strategies.count(s) == 1 for s in ("shared", "bottom-specific", "top-specific", "random"))
     assert len({t.user_attrs["worker"] for t in trained}) >= 2  # the work was shared
+    pushed = study._storage.get_study_system_attrs(study._study_id)
+    assert any("mtlsearch-pareto" in key for key in pushed)  # the finished study is in the dashboard
 
 
 def test_a_worker_killed_mid_training_is_retried_and_the_study_completes(pg_url: str, tmp_path: Path) -> None:
