@@ -220,12 +220,16 @@ def train_and_save(study, out: Path, *, trial: int | None, strategy: str | None,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from mtlsearch._data_out import find_trial
+    from mtlsearch._settings import with_weights
     from mtlsearch._study import PARAM_PREFIX, stored_settings, study_spec
     from mtlsearch._train import resolve_device
     from mtlsearch._trained import save_trained, train_full
     from mtlsearch.models import STRATEGIES, Candidate, strategy_allocation
 
     settings = stored_settings(study)
+    if weights is None:  # the study's own checkpoint, if it has one
+        settings = with_weights(settings, None)
+        weights = Path(settings.weights) if settings.weights else None
     if head_warmup_epochs is not None:
         settings = dataclasses.replace(settings, fidelity=dataclasses.replace(settings.fidelity, head_warmup_epochs=head_warmup_epochs))
     spec = study_spec(study, settings)

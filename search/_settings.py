@@ -15,7 +15,7 @@ from mtlsearch.errors import SettingsMismatchError, UsageError
 DEFAULT_PRESET = "embedded"
 _TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "fidelity"}
 # Where the data lives may differ between machines; everything else defines the study.
-_NOT_COMPARED = {"data_root", "description"}
+_NOT_COMPARED = {"data_root", "weights", "description"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Settings:
     num_classes: tuple[int, ...] = ()
     data_root: str | None = None
     pretrained: bool = False  # ImageNet weights through timm (downloaded by timm when online)
+    weights: str | None = None  # a local checkpoint: where it is on this machine (not compared)
+    weights_sha256: str | None = None  # what it is (compared: the same weights on every machine)
     description: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +101,32 @@ def read_preset(preset: str) -> tuple[str, dict[str, Any]]:
     return name, table
 
 
+def _checkpoint(path: Path) -> tuple[str, str]:
+    """``(absolute path, sha256)`` of a weights file."""
+    import hashlib
+
+    if not path.is_file():
+        raise UsageError(f"weights file {path} does not exist: pass a .safetensors file or a saved state dict")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return str(path.resolve()), digest.hexdigest()
+
+
+def with_weights(settings: Settings, path: Path | None) -> Settings:
+    """The study's settings with its checkpoint found on this machine: ``path`` if given, else
+    the path stored at creation; its content must be the study's (sha256)."""
+    if settings.weights_sha256 is None:
+        if path is not None:
+            raise UsageError("the study was created without --weights: drop --weights, or create another study with it")
+        return settings
+    where, digest = _checkpoint(Path(path or settings.weights or ""))
+    if digest != settings.weights_sha256:
+        raise UsageError(f"weights {where} differ from the study's (sha256 {digest[:12]} vs {settings.weights_sha256[:12]}): pass the study's checkpoint with --weights")
+    return dataclasses.replace(settings, weights=where)
+
+
 def _check_range(name: str, value: float, low: float, high: float | None = None) -> None:
     if value < low or (high is not None and value > high):
         bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
@@ -130,6 +158,8 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         **table,
         **given,
     }
+    if values.get("weights") is not None:
+        values["weights"], values["weights_sha256"] = _checkpoint(Path(values["weights"]))
     if values.get("data_root") is not None:
         if values["dataset"] == "fashion-domains":  # the embedded benchmark has no root: image folders
             values["dataset"] = "folder"

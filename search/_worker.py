@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -124,6 +125,7 @@ def _train(candidate: Candidate, settings: Settings, tasks: Sequence[Task], devi
         allocation=candidate.allocation_dict,
         granularity=settings.granularity,  # type: ignore[arg-type]
         pretrained=settings.pretrained,
+        weights=Path(settings.weights) if settings.weights else None,
     )
     return train_candidate(model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=on_step)
 

@@ -47,6 +47,7 @@ TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Training images per t
 GranularityOpt = Annotated[Optional[str], typer.Option(help="Search unit: layer, block or stage.")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option(help="Image side in pixels.")]
 DataRootOpt = Annotated[Optional[Path], typer.Option(help="Image-folder tasks: ROOT/<task>/{train,val,test}/<class>/<image>.")]
+WeightsOpt = Annotated[Optional[Path], typer.Option(help="Start every candidate from this local checkpoint (.safetensors or a state dict); its sha256 is a study setting.")]
 WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's classifier alone, on frozen features, before joint training (the paper's pre-training; default 0).")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
 NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
@@ -75,6 +76,7 @@ def run(
     devices: Annotated[Optional[str], typer.Option(help="Comma-separated devices for the workers, assigned round-robin (e.g. cuda:0,cuda:1).")] = None,
     seed: SeedOpt = None,
     head_warmup_epochs: WarmupOpt = None,
+    weights: WeightsOpt = None,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
@@ -86,6 +88,7 @@ def run(
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
         granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
+        weights=weights,
     )  # fmt: skip
     beats = Heartbeat(heartbeat_interval, grace_period)
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
@@ -140,6 +143,7 @@ def create(
     data_root: DataRootOpt = None,
     seed: SeedOpt = None,
     head_warmup_epochs: WarmupOpt = None,
+    weights: WeightsOpt = None,
 ) -> None:
     """Create a study for workers to join: settings stored, baselines enqueued, once."""
     from mtlsearch._storage import redact, resolve_url
@@ -147,6 +151,7 @@ def create(
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
         granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
+        weights=weights,
     )  # fmt: skip
     url = resolve_url(storage)
     quiet_libraries()
@@ -174,6 +179,7 @@ def worker(
     n_trials: Annotated[Optional[int], typer.Option(help="Study-wide target of trained trials (default: the study's own).", min=1)] = None,
     timeout: TimeoutOpt = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's image folders (default: the path stored at creation).")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's checkpoint (default: the path stored at creation).")] = None,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
@@ -186,11 +192,12 @@ def worker(
     url = resolve_url(storage)
     quiet_libraries()
     from mtlsearch._storage import open_storage
+    from mtlsearch._settings import with_weights
     from mtlsearch._study import DEFAULT_N_TRIALS, TARGET_ATTR, check_shapes, load_study, stored_settings
     from mtlsearch._worker import trained_count
 
     study = load_study(open_storage(url, heartbeat=beats), study_name, hint=f"create it first: mtlsearch create --study-name {study_name} --storage URL [settings]")
-    settings = stored_settings(study)
+    settings = with_weights(stored_settings(study), weights)
     check_shapes(study, settings)
     target = n_trials or int(study.user_attrs.get(TARGET_ATTR, DEFAULT_N_TRIALS))
     tasks = study_tasks(settings, data_root)

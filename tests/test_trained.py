@@ -147,3 +147,36 @@ def test_divergence_is_caught_once_an_epoch(tiny_settings) -> None:
     fidelity = dataclasses.replace(settings.fidelity, lr=1e12, epochs=2)
     with pytest.raises(FloatingPointError, match=r"training diverged in epoch [12] \(a non-finite loss\)"):
         train_candidate(model, tasks, fidelity, device="cpu", seed=0)
+
+
+def test_a_search_from_a_local_checkpoint(tiny_settings, tmp_path: Path) -> None:
+    import shutil
+
+    import optuna
+    from safetensors.torch import save_file
+
+    settings, _ = tiny_settings
+    torch.manual_seed(7)
+    source = get_backbone(settings.backbone).create()
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    tiny = ("--epochs", "1", "--train-size", "64")
+    created = run_cli("create", "--study-name", "w", "--storage", url, "--weights", str(path), "--n-trials", "1", *tiny, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    stored = optuna.load_study(study_name="w", storage=url).user_attrs["settings"]
+    assert stored["weights"] == str(path) and len(stored["weights_sha256"]) == 64
+    # another machine keeps the same file elsewhere: fine; other weights: refused
+    elsewhere = tmp_path / "copy" / "w.safetensors"
+    elsewhere.parent.mkdir()
+    shutil.copy(path, elsewhere)
+    other = tmp_path / "other.safetensors"
+    save_file({k: torch.zeros_like(v).contiguous() for k, v in source.state_dict().items()}, str(other))
+    refused = run_cli("worker", "--study-name", "w", "--storage", url, "--weights", str(other), cwd=tmp_path)
+    assert refused.returncode == 2 and "differ from the study's" in refused.stderr
+    worked = run_cli("worker", "--study-name", "w", "--storage", url, "--weights", str(elsewhere), cwd=tmp_path)
+    assert worked.returncode == 0, worked.stderr
+    assert optuna.load_study(study_name="w", storage=url).trials[0].state.name == "COMPLETE"
+    # a different checkpoint is a different study
+    again = run_cli("run", "--study-name", "w", "--storage", url, "--weights", str(other), *tiny, cwd=tmp_path)
+    assert again.returncode == 2 and "weights_sha256" in again.stderr
