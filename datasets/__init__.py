@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlsearch.datasets._embedded import DOMAINS, EMBEDDED, load_fashion_domains
+from mtlsearch.datasets._embedded import DOMAINS, EMBEDDED, fashion_domains_classes, load_fashion_domains
 from mtlsearch.datasets._folder import LAYOUT, FolderTask, Progress, decode_tasks, load_folder, scan_folder
 from mtlsearch.datasets._official import DECATHLON_TASKS, FGC_READERS, scan_decathlon, scan_fgc
 from mtlsearch.datasets._task import SPLITS, Split, Task, carve, shuffled
@@ -65,7 +65,7 @@ def _scan_official(dataset: str, data_root: Path | None) -> list[FolderTask]:
 def describe_tasks(dataset: str, *, data_root: Path | None = None) -> list[tuple[str, int]]:
     """``(name, number of classes)`` of every task, decoding no image of an image folder."""
     if dataset == EMBEDDED:
-        return [(t.name, t.num_classes) for t in load_fashion_domains()]
+        return [(name, len(classes)) for name, classes in zip(DOMAINS, fashion_domains_classes())]
     if dataset == "folder":
         if data_root is None:
             raise DatasetError(f"dataset 'folder' needs --data-root DIR laid out as {LAYOUT}")

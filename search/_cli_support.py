@@ -169,14 +169,13 @@ def show_trial(study, number: int) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
     from mtlsearch._data_out import find_trial
-    from mtlsearch._study import PARAM_PREFIX, stored_settings, study_spec
+    from mtlsearch._study import stored_settings, study_spec, trial_allocation
     from mtlsearch.models import Candidate, specific_filters
 
     trial = find_trial(study, number)
     settings = stored_settings(study)
     attrs = trial.user_attrs
-    params = trial.params or trial.system_attrs.get("fixed_params", {})
-    allocation = attrs.get("allocation") or {k.removeprefix(PARAM_PREFIX): v for k, v in params.items()}
+    allocation = trial_allocation(trial)
     notes = [f"trial {trial.number} of {study.study_name}", trial.state.name, attrs.get("strategy", "search")]
     notes += [f"{k} {attrs[k]}" for k in ("reused_from", "retry_of", "worker", "device") if k in attrs]
     if "train_seconds" in attrs:
@@ -221,7 +220,7 @@ def train_and_save(study, out: Path, *, trial: int | None, strategy: str | None,
 
     from mtlsearch._data_out import find_trial
     from mtlsearch._settings import with_weights
-    from mtlsearch._study import PARAM_PREFIX, stored_settings, study_spec
+    from mtlsearch._study import stored_settings, study_spec, trial_allocation
     from mtlsearch._train import resolve_device
     from mtlsearch._trained import save_trained, train_full
     from mtlsearch.models import STRATEGIES, Candidate, strategy_allocation
@@ -240,7 +239,7 @@ def train_and_save(study, out: Path, *, trial: int | None, strategy: str | None,
         source = {"study": study.study_name, "strategy": strategy}
     else:
         chosen = find_trial(study, trial)  # type: ignore[arg-type]
-        allocation = chosen.user_attrs.get("allocation") or {k.removeprefix(PARAM_PREFIX): v for k, v in chosen.params.items()}
+        allocation = trial_allocation(chosen) if chosen.params else {}  # an enqueued trial is not a candidate yet
         if not allocation:
             raise UsageError(f"trial {trial} has no allocation yet ({chosen.state.name}): choose a finished trial")
         strategy = chosen.user_attrs.get("strategy", "search")

@@ -22,7 +22,6 @@ DEFAULT_STORAGE = "sqlite:///mtlsearch.db"
 GRPC_SCHEME = "grpc://"
 SQLITE_BUSY_TIMEOUT_S = 60
 POOL_SIZE, POOL_OVERFLOW = 2, 1  # per worker process: the main thread and the heartbeat thread
-CONNECTIONS_PER_WORKER = POOL_SIZE + POOL_OVERFLOW
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,12 @@ def create_or_load(
     return study, True
 
 
+def trial_allocation(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """A trial's allocation: as recorded, else from its (possibly enqueued) parameters."""
+    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    return trial.user_attrs.get("allocation") or {k.removeprefix(PARAM_PREFIX): v for k, v in params.items()}
+
+
 def study_spec(study: optuna.Study, settings: Settings) -> BackboneSpec:
     """The backbone's shape table as stored at creation (no torch needed), else built."""
     data = study._storage.get_study_system_attrs(study._study_id).get(SHAPES_ATTR)

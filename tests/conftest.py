@@ -27,12 +27,16 @@ def tiny_settings():
     return settings, tasks
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli_env(env: dict[str, str] | None) -> dict[str, str]:
     full_env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
     full_env.update({"COLUMNS": "200", **(env or {})})
+    return full_env
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mtlsearch", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=_cli_env(env), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
 
@@ -73,11 +77,9 @@ def pg_url():
 
 def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """``mtlsearch ARGS`` in the background, one thread of torch each (the workers share 2 cores)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
-    full_env.update({"COLUMNS": "200", "OMP_NUM_THREADS": "1", **(env or {})})
     return subprocess.Popen(
         [sys.executable, "-m", "mtlsearch", *args],
-        cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=cwd, env=_cli_env({"OMP_NUM_THREADS": "1", **(env or {})}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
@@ -184,3 +186,22 @@ def fill_study(study, settings, *, trials: int, seed: int = 0) -> None:
         task_accuracy = {t: round(base + 0.01 * (i - 1.5), 4) for i, t in enumerate(settings.tasks)}
         trial.set_user_attr("task_accuracy", task_accuracy)
         study.tell(trial, [sum(task_accuracy.values()) / len(task_accuracy), float(candidate.counts.total)])
+
+
+def filled_study(settings, folder: Path, name: str, *, trials: int):  # type: ignore[no-untyped-def]
+    """``(url, study)``: a SQLite study in ``folder`` filled by ``fill_study``."""
+    from mtlsearch._storage import open_storage
+    from mtlsearch._study import create_or_load
+
+    url = f"sqlite:///{folder / 'study.db'}"
+    study, _ = create_or_load(open_storage(url), name, settings)
+    fill_study(study, settings, trials=trials)
+    return url, study
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,19 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fill_study, run_cli, start_cli
+from conftest import filled_study, free_port, run_cli, start_cli
 from mtlsearch._storage import open_storage
 from mtlsearch._study import create_or_load
 
 GRAPHS = {"mtlsearch-pareto", "mtlsearch-allocation", "mtlsearch-task-accuracy", "mtlsearch-hypervolume"}
 CHROMIUM = ("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--window-size=1400,1800", "--virtual-time-budget=20000")  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 60) -> dict:
@@ -43,15 +36,12 @@ def _get(url: str, timeout: float = 60) -> dict:
 @pytest.fixture(scope="module")
 def served(tiny_settings, tmp_path_factory):
     """A study with known trials, reported (figures pushed), served by ``mtlsearch dashboard``."""
-    settings, _ = tiny_settings
     folder = tmp_path_factory.mktemp("dash")
-    url = f"sqlite:///{folder / 'study.db'}"
-    study, _ = create_or_load(open_storage(url), "dash-study", settings)
-    fill_study(study, settings, trials=20)
+    url, study = filled_study(tiny_settings[0], folder, "dash-study", trials=20)
     reported = run_cli("report", "--storage", url, "--out", "r.html", cwd=folder)
     assert reported.returncode == 0, reported.stderr
     assert "saved for optuna-dashboard" in reported.stdout
-    port = _free_port()
+    port = free_port()
     server = start_cli("dashboard", "--storage", url, "--port", str(port), cwd=folder)
     try:
         _get(f"http://127.0.0.1:{port}/api/studies")
@@ -102,7 +92,7 @@ def test_chromium_shows_the_study_and_the_pushed_figures(served, tmp_path: Path)
 def test_dashboard_warns_off_loopback_and_refuses_a_busy_port(tiny_settings, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     create_or_load(open_storage(url), "s", tiny_settings[0])
-    port = _free_port()
+    port = free_port()
     server = start_cli("dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(port), cwd=tmp_path)
     try:
         _get(f"http://127.0.0.1:{port}/api/studies")

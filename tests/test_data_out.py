@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import fill_study, run_cli
+from conftest import filled_study, run_cli
 from mtlsearch._storage import open_storage
 from mtlsearch._study import create_or_load
 
@@ -14,9 +14,7 @@ from mtlsearch._study import create_or_load
 def stored(tiny_settings, tmp_path_factory):
     settings, _ = tiny_settings
     folder = tmp_path_factory.mktemp("out")
-    url = f"sqlite:///{folder / 'study.db'}"
-    study, _ = create_or_load(open_storage(url), "known", settings)
-    fill_study(study, settings, trials=16)
+    url, study = filled_study(settings, folder, "known", trials=16)
     create_or_load(open_storage(url), "empty", settings)
     return url, study, settings, folder
 

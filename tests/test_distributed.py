@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import TcpForwarder, run_cli, start_cli
+from conftest import TcpForwarder, free_port, run_cli, start_cli
 
 TINY = ("--epochs", "1", "--train-size", "64", "--budget", "0.2")
 SLOW = ("--epochs", "1", "--train-size", "600", "--budget", "0.2")  # about 5 s a trial, one thread
@@ -148,16 +147,10 @@ def test_run_with_local_workers(tmp_path: Path) -> None:
     assert (tmp_path / "rep" / f"{summary.study_name}.html").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_grpc_proxy_serves_two_workers(pg_url: str, tmp_path: Path) -> None:
     name = _name()
     _create(pg_url, name, *TINY, n_trials=5, cwd=tmp_path)
-    port = _free_port()
+    port = free_port()
     proxy = start_cli("proxy", "--storage", pg_url, "--port", str(port), "--grace-period", "3", cwd=tmp_path)
     try:
         grpc_url = f"grpc://127.0.0.1:{port}"
@@ -184,14 +177,21 @@ def _events(proc, wanted: str, timeout: float = 120) -> list[dict]:
     return seen
 
 
-def test_database_outage_is_ridden_out(pg_url: str, tmp_path: Path) -> None:
+def _worker_behind_a_forwarder(pg_url: str, tmp_path: Path, *options: str):  # type: ignore[no-untyped-def]
+    """A one-trial study, and a worker that reaches PostgreSQL through a forwarder the test
+    can cut, once that worker has started training."""
     name = _name()
     _create(pg_url, name, *SLOW, n_trials=1, cwd=tmp_path)
     forwarder = TcpForwarder(("127.0.0.1", 5432))
     forwarder.up()
     via = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{forwarder.port}")
-    proc = start_cli("worker", "--study-name", name, "--storage", via, "--patience", "120", "--events", cwd=tmp_path)
+    proc = start_cli("worker", "--study-name", name, "--storage", via, *options, "--events", cwd=tmp_path)
     assert _events(proc, "start")[-1]["event"] == "start"
+    return name, forwarder, proc
+
+
+def test_database_outage_is_ridden_out(pg_url: str, tmp_path: Path) -> None:
+    name, forwarder, proc = _worker_behind_a_forwarder(pg_url, tmp_path, "--patience", "120")
     forwarder.down()
     assert _events(proc, "storage")[-1]["event"] == "storage"  # the result waits for the database
     time.sleep(1)
@@ -206,13 +206,7 @@ def test_database_outage_is_ridden_out(pg_url: str, tmp_path: Path) -> None:
 
 
 def test_database_gone_for_good_exits_cleanly_and_the_trial_is_recovered(pg_url: str, tmp_path: Path) -> None:
-    name = _name()
-    _create(pg_url, name, *SLOW, n_trials=1, cwd=tmp_path)
-    forwarder = TcpForwarder(("127.0.0.1", 5432))
-    forwarder.up()
-    via = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{forwarder.port}")
-    proc = start_cli("worker", "--study-name", name, "--storage", via, "--patience", "3", *FAST_BEATS, "--events", cwd=tmp_path)
-    _events(proc, "start")
+    name, forwarder, proc = _worker_behind_a_forwarder(pg_url, tmp_path, "--patience", "3", *FAST_BEATS)
     forwarder.down()
     code, _, err = _finish(proc)
     assert code == 1

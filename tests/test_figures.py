@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fill_study
+from conftest import filled_study
 from mtlsearch._figures import (
     allocation_info,
     hypervolume_2d,
@@ -16,17 +16,14 @@ from mtlsearch._figures import (
     task_accuracy_frame,
 )
 from mtlsearch._report import pareto_info, reference_params, trials_frame, write_report
-from mtlsearch._storage import open_storage
-from mtlsearch._study import create_or_load, study_spec
+from mtlsearch._study import study_spec
 from mtlsearch.models import BASELINES
 
 
 @pytest.fixture(scope="module")
 def known_study(tiny_settings, tmp_path_factory):
     settings, _ = tiny_settings
-    storage = open_storage(f"sqlite:///{tmp_path_factory.mktemp('fig') / 'study.db'}")
-    study, _ = create_or_load(storage, "known", settings)
-    fill_study(study, settings, trials=40)
+    _, study = filled_study(settings, tmp_path_factory.mktemp("fig"), "known", trials=40)
     return study, settings
 
 
