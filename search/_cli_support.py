@@ -38,13 +38,15 @@ def print_table(study: object) -> None:
     reference = info.baselines.set_index("strategy")["accuracy"].get("bottom-specific")
     table = Table(title="Baselines and the best searched candidates (front: on the Pareto front)", title_justify="left")
     task_cols = [c for c in table_data.columns if c.startswith(TASK_PREFIX)]
-    for name in ("trial", "strategy", "params", "specific", "accuracy", "vs bottom", *[c.removeprefix(TASK_PREFIX) for c in task_cols], "front"):
+    spread = "seeds" in table_data.columns
+    for name in ("trial", "strategy", "params", "specific", "accuracy", "vs bottom", *(["over seeds"] if spread else []), *[c.removeprefix(TASK_PREFIX) for c in task_cols], "front"):
         table.add_column(name, justify="left" if name == "strategy" else "right")
     for row in table_data.to_dict("records"):
         delta = "" if reference is None else f"{row['accuracy'] - reference:+.4f}"
+        seeds = [] if not spread else ["" if row["seeds"] != row["seeds"] else f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} ({row['seeds']:.0f})"]
         table.add_row(
             str(row["trial"]), row["strategy"], f"{row['params']:,.0f}", f"{row['specific_fraction']:.3f}",
-            f"{row['accuracy']:.4f}", delta, *[f"{row[c]:.3f}" for c in task_cols], "*" if row["pareto"] else "",
+            f"{row['accuracy']:.4f}", delta, *seeds, *[f"{row[c]:.3f}" for c in task_cols], "*" if row["pareto"] else "",
         )  # fmt: skip
     console.print(table)
 
@@ -85,7 +87,8 @@ def describe_study(name: str, url: str, settings, created: bool, trained: int) -
     console.print(
         f"[bold]{name}[/] on {redact(url)}: {'created, baselines enqueued' if created else f'resumed with {trained} trained trials'}\n"
         f"{settings.backbone} · {len(settings.tasks)} tasks ({', '.join(settings.tasks)}) · budget {settings.budget:g} · "
-        f"{settings.fidelity.epochs} epochs of {settings.fidelity.train_size} images per task"
+        f"{settings.fidelity.epochs} epochs of {settings.fidelity.train_size} images per task · {settings.sampler} sampler"
+        + (f" · early stop {settings.early_stop:g} below the median" if settings.early_stop is not None else "")
     )
 
 
@@ -149,11 +152,36 @@ def work(study, settings, tasks: list, *, n_trials: int, timeout: float | None, 
         summary = run_worker(study, settings, tasks, n_trials=n_trials, timeout=timeout, device=device, callbacks=callbacks, liveness=liveness)
     console.print(
         f"trained {len(summary.trained)} candidates this run; {len(summary.infeasible)} over-budget proposals skipped"
+        + (f"; {len(summary.stopped)} stopped early" if summary.stopped else "")
         + (f"; {len(summary.reused)} repeated allocations reused" if summary.reused else "")
         + (f"; {len(summary.failed)} diverged" if summary.failed else "")
         + (f"; {len(summary.lost)} failed by other workers after a silence" if summary.lost else "")
         + ("; stopped by --timeout" if summary.stopped_by == "timeout" else "")
     )
+
+
+def repeat_front(study, settings, tasks: list | None, repeats: int, device: str) -> None:  # type: ignore[no-untyped-def]
+    """``--repeats R``: the front's candidates (and bottom-specific) with R new seeds, then what
+    the spread says."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mtlsearch._repeats import noise_notes, run_repeats
+    from mtlsearch._report import pareto_info, repeated_rows
+    from mtlsearch._train import resolve_device
+
+    tasks = tasks if tasks is not None else study_tasks(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"repeating the front with {repeats} more seeds", total=None, note="")
+
+        def trained(number: int, seed: int, accuracy: float, done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total, note=f"trial {number} seed {seed}: {accuracy:.4f}")
+
+        count = run_repeats(study, settings, tasks, repeats, device=resolve_device(device), on_trained=trained)
+    if not count:
+        console.print(f"the front's candidates already have {repeats} repeats: nothing to train")
+    for note in noise_notes(repeated_rows(pareto_info(study))):
+        console.print(note)
 
 
 def push_figures(study) -> None:  # type: ignore[no-untyped-def]

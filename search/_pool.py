@@ -66,6 +66,9 @@ class EventCallbacks(Callbacks):
     def trial_reused(self, number: int, earlier: int) -> None:
         self.emit("reused", trial=number, earlier=earlier)
 
+    def trial_stopped(self, number: int, result: TrainResult, median: float) -> None:
+        self.emit("stopped", trial=number, accuracy=result.probe_accuracy, median=median, seconds=result.train_seconds)
+
     def waiting(self, in_flight: int) -> None:
         self.emit("waiting", in_flight=in_flight)
 
@@ -199,6 +202,14 @@ def _draw(
         console.print(
             f"  trial {event['trial']:>3}  {event['strategy']:<16} accuracy {accuracy:.4f}  "
             f"params {event['params']:>11,}  {event['seconds']:5.1f} s  worker {worker.index}"
+        )
+    elif kind == "stopped":
+        summary.trained += 1
+        progress.advance(overall)
+        progress.update(worker.row, note="next candidate")
+        console.print(
+            f"  trial {event['trial']:>3}  stopped early: accuracy {event['accuracy']:.4f} at a third of its steps, "
+            f"median {event['median']:.4f}  {event['seconds']:5.1f} s  worker {worker.index}"
         )
     elif kind == "infeasible":
         summary.infeasible += 1

@@ -86,6 +86,14 @@ class RichCallbacks(Callbacks):
     def trial_reused(self, number: int, earlier: int) -> None:
         self.console.print(f"  trial {number:>3}  same allocation as trial {earlier}: result reused, not trained")
 
+    def trial_stopped(self, number: int, result: TrainResult, median: float) -> None:
+        self.progress.advance(self.trials)
+        self.progress.update(self.steps, visible=False)
+        self.console.print(
+            f"  trial {number:>3}  stopped early: accuracy {result.probe_accuracy:.4f} at a third of its steps, "
+            f"median {median:.4f}  {result.train_seconds:5.1f} s"
+        )
+
     def waiting(self, in_flight: int) -> None:
         self.progress.update(self.trials, note=f"waiting for {in_flight} trial(s) in flight elsewhere")
 

@@ -28,7 +28,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     import pandas as pd
     from optuna.trial import TrialState
 
+    from mtlsearch._repeats import repeats_of, spread
+
     front = {t.number for t in study.best_trials if "reused_from" not in t.user_attrs}
+    repeats = repeats_of(study)
     rows = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         attrs = trial.user_attrs
@@ -47,6 +50,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "train_seconds": attrs.get("train_seconds"),
             "allocation": attrs.get("allocation", {}),
         }
+        if trial.number in repeats and trial.values:  # --repeats: the same candidate with other seeds
+            row["seeds"], row["accuracy_mean"], row["accuracy_std"] = spread(trial.values[0], repeats[trial.number])
         row.update({TASK_PREFIX + k: v for k, v in attrs.get("task_accuracy", {}).items()})
         rows.append(row)
     columns = ["trial", "state", "strategy", "accuracy", "params", "specific_fraction", "feasible", "pareto", "train_seconds", "allocation"]
@@ -91,7 +96,15 @@ def summary_table(info: ParetoInfo, *, limit: int = 8) -> pd.DataFrame:
     searched = info.trained[~info.trained["strategy"].isin(BASELINES)].nlargest(limit, "accuracy")
     table = pd.concat([info.baselines, searched]).sort_values("accuracy", ascending=False)
     task_cols = [c for c in table.columns if c.startswith(TASK_PREFIX)]
-    return table[["trial", "strategy", "params", "specific_fraction", "accuracy", *task_cols, "pareto"]]
+    spread_cols = ["seeds", "accuracy_mean", "accuracy_std"] if "seeds" in table.columns and table["seeds"].notna().any() else []
+    return table[["trial", "strategy", "params", "specific_fraction", "accuracy", *spread_cols, *task_cols, "pareto"]]
+
+
+def repeated_rows(info: ParetoInfo) -> list[dict]:
+    """Trained trials with ``--repeats`` results: their mean and spread over seeds."""
+    if "seeds" not in info.trained.columns:
+        return []
+    return info.trained[info.trained["seeds"].notna()].to_dict("records")
 
 
 def pareto_figure(info: ParetoInfo, *, title: str = "") -> go.Figure:
@@ -135,6 +148,15 @@ def pareto_figure(info: ParetoInfo, *, title: str = "") -> go.Figure:
         hovertext=[f"trial {r.trial}: specific {r.specific_fraction:.3f}, not trained" for r in info.infeasible.itertuples(index=False)],
         hoverinfo="text",
     ), row=2, col=1)  # fmt: skip
+    repeated = info.trained[info.trained["seeds"].notna()] if "seeds" in info.trained.columns else info.trained.iloc[0:0]
+    if len(repeated):
+        fig.add_trace(go.Scatter(
+            x=repeated["params"], y=repeated["accuracy_mean"], mode="markers", name="mean ± std over seeds (--repeats)",
+            error_y={"type": "data", "array": repeated["accuracy_std"], "visible": True, "color": "#444"},
+            marker={"symbol": "line-ew-open", "size": 16, "color": "#444"},
+            hovertext=[f"trial {r.trial}: {r.accuracy_mean:.4f} ± {r.accuracy_std:.4f} over {r.seeds:.0f} seeds" for r in repeated.itertuples(index=False)],
+            hoverinfo="text",
+        ), row=1, col=1)  # fmt: skip
     if info.budget_params is not None:
         fig.add_vline(x=info.budget_params, line_dash="dash", line_color="#555", annotation_text="budget", row=1, col=1)
     fig.update_yaxes(title_text="mean validation accuracy", row=1, col=1)
@@ -145,9 +167,16 @@ def pareto_figure(info: ParetoInfo, *, title: str = "") -> go.Figure:
 
 
 def _table_html(table: pd.DataFrame) -> str:
+    import math
+
+    def number(pattern: str):  # type: ignore[no-untyped-def]
+        return lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else pattern.format(v)
+
     shown = table.rename(columns=lambda c: c.removeprefix(TASK_PREFIX))
-    formats = {c: "{:.4f}".format for c in shown.columns if shown[c].dtype.kind == "f"}
-    formats["params"] = "{:,.0f}".format
+    formats = {c: number("{:.4f}") for c in shown.columns if shown[c].dtype.kind == "f"}
+    formats["params"] = number("{:,.0f}")
+    if "seeds" in shown.columns:
+        formats["seeds"] = number("{:.0f}")
     return shown.to_html(index=False, formatters=formats, border=0, classes="results")
 
 
@@ -191,6 +220,9 @@ def write_report(study: optuna.Study, path: Path) -> Path:
     counts = f"{len(info.trained)} trained candidates, {len(info.infeasible)} over budget (never trained)."
     drawn = [fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"mtlsearch-{key}") for i, (key, fig) in enumerate(figures.items())]
     table = _table_html(summary_table(info)) if len(info.trained) else "<p>No trained trial yet.</p>"
+    from mtlsearch._repeats import noise_notes
+
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in noise_notes(repeated_rows(info)))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}}
@@ -201,6 +233,7 @@ table.results{{border-collapse:collapse;font-size:14px}}table.results td,table.r
 {drawn[0]}
 <h2>Baselines and the best searched candidates</h2>
 {table}
+{notes}
 {"".join(drawn[1:])}
 </body></html>
 """

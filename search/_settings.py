@@ -13,7 +13,8 @@ from mtlsearch._train import Fidelity
 from mtlsearch.errors import SettingsMismatchError, UsageError
 
 DEFAULT_PRESET = "embedded"
-_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "fidelity"}
+_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "sampler", "early_stop", "fidelity"}
+SAMPLERS = ("tpe", "random", "nsga2", "gp")  # docs/search-quality.md measures them; tpe is the default
 # Where the data lives may differ between machines; everything else defines the study.
 _NOT_COMPARED = {"data_root", "weights", "description"}
 
@@ -36,6 +37,8 @@ class Settings:
     pretrained: bool = False  # ImageNet weights through timm (downloaded by timm when online)
     weights: str | None = None  # a local checkpoint: where it is on this machine (not compared)
     weights_sha256: str | None = None  # what it is (compared: the same weights on every machine)
+    sampler: str = "tpe"  # one of SAMPLERS
+    early_stop: float | None = None  # opt-in: stop a candidate this far below the median at a third of its steps
     description: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +179,10 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     _check_range("batch_size", fidelity.batch_size, 1)
     _check_range("lr", fidelity.lr, 0.0)
     _check_range("--head-warmup-epochs", fidelity.head_warmup_epochs, 0)
+    if settings.sampler not in SAMPLERS:
+        raise UsageError(f"unknown sampler {settings.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    if settings.early_stop is not None:
+        _check_range("--early-stop", settings.early_stop, 0.0, 1.0)
     get_backbone(settings.backbone)
     check_granularity(settings.granularity)
     if not isinstance(settings.pretrained, bool):

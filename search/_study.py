@@ -63,16 +63,24 @@ def _space(backbone: str, granularity: str, budget: float) -> AllocationSpace:
     return AllocationSpace(backbone_spec(backbone), granularity, budget)
 
 
+NSGA2_POPULATION = 8  # small enough that a 40-trial study sees generations beyond the first
+
+
 def make_sampler(settings: Settings) -> optuna.samplers.BaseSampler:
-    """Seeded multivariate TPE; it reads the ``constraints`` attribute of every trial."""
+    """The study's sampler, seeded. Every one of them reads the ``constraints`` attribute of the
+    trials it learns from; the baselines are the startup trials of the model-based ones."""
     import optuna
 
-    return optuna.samplers.TPESampler(
-        seed=settings.seed,
-        multivariate=True,
-        n_startup_trials=len(BASELINES),
-        constant_liar=True,
-    )
+    startup = len(BASELINES)
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    if settings.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=NSGA2_POPULATION)
+    if settings.sampler == "gp":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(seed=settings.seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, n_startup_trials=startup, constant_liar=True)
 
 
 def stored_settings(study: optuna.Study) -> Settings | None:

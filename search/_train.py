@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from mtlsearch.models import MultiDomainNet
 
 StepCallback = Callable[[int, int], None]  # (steps done, steps in all)
+Probe = Callable[[float], bool]  # mean val accuracy part-way -> stop this candidate?
+PROBE_AT = 1 / 3  # where the early-stopping probe looks: this share of the training steps
 
 MEAN, STD = 0.5, 0.25
 
@@ -38,6 +40,8 @@ class TrainResult:
     task_accuracy: dict[str, float]
     train_seconds: float
     images_per_second: float
+    probe_accuracy: float | None = None  # mean val accuracy at PROBE_AT of the steps, when probed
+    stopped_at: int | None = None  # the step the probe stopped training at; None when trained to the end
 
     @property
     def accuracy(self) -> float:
@@ -168,9 +172,14 @@ def train_candidate(
     device: str,
     seed: int,
     on_step: StepCallback | None = None,
+    probe: Probe | None = None,
 ) -> TrainResult:
     """Train ``model`` on every task at once for ``fidelity.epochs`` (after the optional head
-    warm-up), then evaluate on val."""
+    warm-up), then evaluate on val.
+
+    With ``probe``, the mean val accuracy after ``PROBE_AT`` of the steps is measured and handed
+    to it; when it answers True training stops there, and the result's ``task_accuracy`` is
+    the accuracy at that point (``stopped_at`` says so)."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -198,6 +207,8 @@ def train_candidate(
 
     precision = fast_path(model, device)
     finite = torch.ones((), dtype=torch.bool, device=device)
+    probe_step = max(1, round(total_steps * PROBE_AT)) if probe is not None else -1
+    probe_accuracy = None
     started = time.perf_counter()
     for step in range(total_steps):
         if step % steps_per_epoch == 0:  # every epoch starts each task afresh
@@ -210,7 +221,15 @@ def train_candidate(
         scheduler.step()
         if on_step is not None:
             on_step(step + 1, total_steps)
+        if step + 1 == probe_step and probe is not None:
+            at_probe = evaluate(model, tasks, device=device)
+            model.train()
+            probe_accuracy = sum(at_probe.values()) / len(at_probe)
+            if probe(probe_accuracy):
+                seconds = time.perf_counter() - started
+                images = probe_step * batch * len(tasks)
+                return TrainResult(at_probe, seconds, images / max(seconds, 1e-9), probe_accuracy, probe_step)
     seconds = time.perf_counter() - started
     accuracy = evaluate(model, tasks, device=device)
     trained_images = total_steps * batch * len(tasks)
-    return TrainResult(accuracy, seconds, trained_images / max(seconds, 1e-9))
+    return TrainResult(accuracy, seconds, trained_images / max(seconds, 1e-9), probe_accuracy)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mtlsearch._settings import Settings
 from mtlsearch._study import CONSTRAINTS_KEY, space_for
-from mtlsearch._train import StepCallback, TrainResult, resolve_device, train_candidate
+from mtlsearch._train import Probe, StepCallback, TrainResult, resolve_device, train_candidate
 from mtlsearch.models import Candidate, backbone_spec
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ MAX_INFEASIBLE_IN_A_ROW = 2000
 TRAINING_ATTR = "mtlsearch:training"  # system attribute: this RUNNING trial is being trained
 KEY_ATTR = "mtlsearch:key"  # system attribute: the candidate's filter counts (Candidate.key)
 REUSED_ATTR = "reused_from"  # user attribute: the earlier trial whose result this one repeats
+STOPPED_ATTR = "stopped_early"  # user attribute of a PRUNED, feasible trial that the early-stopping rule ended
+PROBE_ATTR = "probe_accuracy"  # user attribute: mean val accuracy at a third of the steps (with --early-stop)
+MIN_PROBED = 4  # finished trials with a probe before the rule stops anything (the baselines)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"  # user attribute "worker": who ran the trial
 FEASIBLE_TOLERANCE = 1e-12  # float noise in the specific fraction, far below one filter
 
@@ -39,6 +42,8 @@ class Callbacks:
 
     def trial_reused(self, number: int, earlier: int) -> None: ...
 
+    def trial_stopped(self, number: int, result: TrainResult, median: float) -> None: ...
+
     def waiting(self, in_flight: int) -> None: ...
 
     def storage_wait(self, reason: str, delay: float) -> None: ...
@@ -52,6 +57,7 @@ class WorkerSummary:
     infeasible: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     reused: list[int] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)  # ended early by the --early-stop rule
     lost: list[int] = field(default_factory=list)  # failed by others while this worker trained them
     stopped_by: str = "target"
 
@@ -66,13 +72,16 @@ class Liveness:
 
 
 def _counts(study: optuna.Study) -> tuple[int, int]:
-    """``(trained, in_flight)``: trials trained to completion, and trials being trained now."""
+    """``(trained, in_flight)``: trials trained (to completion, or until the early-stopping rule
+    ended them), and trials being trained now."""
     from optuna.trial import TrialState
 
     trained = in_flight = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)):
         if t.state == TrialState.COMPLETE:
             trained += REUSED_ATTR not in t.user_attrs
+        elif t.state == TrialState.PRUNED:
+            trained += STOPPED_ATTR in t.user_attrs
         else:
             in_flight += bool(t.system_attrs.get(TRAINING_ATTR))
     return trained, in_flight
@@ -113,7 +122,35 @@ def _propose(
     return candidate
 
 
-def _train(candidate: Candidate, settings: Settings, tasks: Sequence[Task], device: str, on_step: StepCallback | None) -> TrainResult:
+class EarlyStop:
+    """The opt-in rule (``--early-stop MARGIN``). Optuna cannot prune multi-objective trials, so
+    mtlsearch does it itself: a candidate whose mean val accuracy at a third of its steps lies
+    more than MARGIN below the median of the finished trials at that point is stopped there.
+    Nothing is stopped before ``MIN_PROBED`` finished trials have been probed."""
+
+    def __init__(self, study: optuna.Study, margin: float) -> None:
+        self.study, self.margin = study, margin
+        self.median: float | None = None
+
+    def __call__(self, accuracy: float) -> bool:
+        import statistics
+
+        from optuna.trial import TrialState
+
+        probed = [
+            t.user_attrs[PROBE_ATTR]
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if PROBE_ATTR in t.user_attrs and REUSED_ATTR not in t.user_attrs
+        ]
+        if len(probed) < MIN_PROBED:
+            return False
+        self.median = statistics.median(probed)
+        return accuracy < self.median - self.margin
+
+
+def _train(
+    candidate: Candidate, settings: Settings, tasks: Sequence[Task], device: str, on_step: StepCallback | None, probe: Probe | None = None
+) -> TrainResult:
     import torch
 
     from mtlsearch.models import build_model
@@ -127,7 +164,7 @@ def _train(candidate: Candidate, settings: Settings, tasks: Sequence[Task], devi
         pretrained=settings.pretrained,
         weights=Path(settings.weights) if settings.weights else None,
     )
-    return train_candidate(model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=on_step)
+    return train_candidate(model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=on_step, probe=probe)
 
 
 def run_worker(
@@ -147,7 +184,9 @@ def run_worker(
     in-flight trials are short of the target, and waits for in-flight ones otherwise, so the
     study ends with exactly ``n_trials`` (or up to K - 1 more when K workers race to the last
     one). Over-budget candidates are recorded (PRUNED, constraint > 0) and never trained; an
-    allocation already trained is recorded with the earlier result (``reused_from``). On
+    allocation already trained is recorded with the earlier result (``reused_from``). With
+    ``settings.early_stop``, a candidate the rule stops is PRUNED (feasible) with
+    ``stopped_early`` and counts as trained. On
     Ctrl-C the running trial is failed, its allocation re-enqueued, and ``KeyboardInterrupt``
     raised.
     """
@@ -161,6 +200,7 @@ def run_worker(
     patience = Patience(liveness.patience, callbacks.storage_wait)
     device = resolve_device(device)
     num_classes = [t.num_classes for t in tasks]
+    early_stop = EarlyStop(study, settings.early_stop) if settings.early_stop is not None else None
     summary = WorkerSummary()
     started = time.monotonic()
     infeasible_in_a_row = 0
@@ -191,7 +231,7 @@ def run_worker(
                 else:
                     patience.call("marking the trial", lambda: study._storage.set_trial_system_attr(trial._trial_id, TRAINING_ATTR, True))
                     callbacks.trial_started(trial.number, candidate, trained, n_trials)
-                    outcome = _train(candidate, settings, tasks, device, callbacks.on_step)
+                    outcome = _train(candidate, settings, tasks, device, callbacks.on_step, early_stop)
         except KeyboardInterrupt:
             _tell(study, patience, trial, state=TrialState.FAIL)
             if trial.params:  # the same allocation is trained on the next run
@@ -226,6 +266,16 @@ def run_worker(
                 "seed": settings.seed,
             }
             values = [outcome.accuracy, float(candidate.counts.total)]
+            if outcome.probe_accuracy is not None:
+                attrs[PROBE_ATTR] = outcome.probe_accuracy
+            if outcome.stopped_at is not None and early_stop is not None:
+                attrs[STOPPED_ATTR] = {"step": outcome.stopped_at, "median": early_stop.median, "margin": early_stop.margin}
+                if _tell(study, patience, trial, state=TrialState.PRUNED, attrs=attrs) is None:
+                    summary.lost.append(trial.number)
+                else:
+                    summary.stopped.append(trial.number)
+                    callbacks.trial_stopped(trial.number, outcome, early_stop.median or 0.0)
+                continue
         else:
             earlier = outcome  # type: ignore[assignment]
             keep = ("task_accuracy", "train_seconds", "images_per_second", "device", "seed")

@@ -14,6 +14,7 @@ from mtlsearch._cli_support import (
     err_console,
     print_table,
     push_figures,
+    repeat_front,
     quiet_libraries,
     show_trial,
     start_workers,
@@ -49,6 +50,8 @@ ImageSizeOpt = Annotated[Optional[int], typer.Option(help="Image side in pixels.
 DataRootOpt = Annotated[Optional[Path], typer.Option(help="Image-folder tasks: ROOT/<task>/{train,val,test}/<class>/<image>.")]
 WeightsOpt = Annotated[Optional[Path], typer.Option(help="Start every candidate from this local checkpoint (.safetensors or a state dict); its sha256 is a study setting.")]
 WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's classifier alone, on frozen features, before joint training (the paper's pre-training; default 0).")]
+SamplerOpt = Annotated[Optional[str], typer.Option(help="tpe (default), random, nsga2 or gp: docs/search-quality.md compares them.")]
+EarlyStopOpt = Annotated[Optional[float], typer.Option(help="Opt-in: stop a candidate whose mean val accuracy at a third of its steps is this far below the median of finished trials (e.g. 0.02).")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
 NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
 TimeoutOpt = Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")]
@@ -77,6 +80,9 @@ def run(
     seed: SeedOpt = None,
     head_warmup_epochs: WarmupOpt = None,
     weights: WeightsOpt = None,
+    sampler: SamplerOpt = None,
+    early_stop: EarlyStopOpt = None,
+    repeats: Annotated[int, typer.Option(help="After the search, retrain the front's candidates (and bottom-specific) with this many new seeds; the report shows the spread.", min=0)] = 0,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
@@ -88,7 +94,7 @@ def run(
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
         granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
-        weights=weights,
+        weights=weights, sampler=sampler, early_stop=early_stop,
     )  # fmt: skip
     beats = Heartbeat(heartbeat_interval, grace_period)
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
@@ -120,6 +126,12 @@ def run(
     else:
         interrupted = start_workers(study, name, url, workers, device_list, target=target, timeout=timeout,
                                 beats=beats, patience=patience)  # fmt: skip
+    if repeats and not interrupted:
+        try:
+            repeat_front(study, settings, tasks, repeats, device_list[0])
+        except KeyboardInterrupt:
+            interrupted = True
+            console.print("[yellow]stopped: the repeats stored so far are kept; the next run with --repeats trains the rest[/]")
     write_report(study, report_path)
     push_figures(study)
     print_table(study)
@@ -144,6 +156,8 @@ def create(
     seed: SeedOpt = None,
     head_warmup_epochs: WarmupOpt = None,
     weights: WeightsOpt = None,
+    sampler: SamplerOpt = None,
+    early_stop: EarlyStopOpt = None,
 ) -> None:
     """Create a study for workers to join: settings stored, baselines enqueued, once."""
     from mtlsearch._storage import redact, resolve_url
@@ -151,7 +165,7 @@ def create(
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
         granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
-        weights=weights,
+        weights=weights, sampler=sampler, early_stop=early_stop,
     )  # fmt: skip
     url = resolve_url(storage)
     quiet_libraries()

@@ -1,0 +1,187 @@
+"""Which sampler finds a good front in the fewest trained trials? And what does early stopping cost?
+
+    python benchmarks/sampler_efficiency.py --samplers tpe random nsga2 gp --seeds 0 1 2 --n-trials 40
+    python benchmarks/sampler_efficiency.py --samplers tpe --seeds 0 1 2 --n-trials 40 --early-stop 0.02
+
+Each (sampler, seed) is a real study on the embedded benchmark at budget 0.1, run by the real
+worker (baselines first, constraint, over-budget proposals never trained) until it holds
+``--n-trials`` trained trials. The sampler's seed varies; training uses seed 0 throughout, so
+that the samplers are compared on one objective (seed noise is measured separately). Every
+candidate's result is kept in ``benchmarks/results/trained.jsonl`` with its accuracy at a third
+of its steps: a candidate proposed again, by this run or a later one, is not trained again, so
+an interrupted run resumes where it stopped. With ``--early-stop MARGIN`` the worker applies
+the opt-in rule; a kept candidate is then stopped or not exactly as training it again would.
+
+Prints, per sampler, the hypervolume after 10, 20, 30 and 40 trained trials (mean over seeds)
+and the trained trials it needed to reach random search's mean 40-trial hypervolume. Writes
+``benchmarks/results/sampler_<name>.json``. The last line is
+``trials_to_random40=<tpe's mean>`` (or ``early_stop_saved=<share of training time> hv_lost=<...>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+import mtlsearch._worker as worker_module
+from _quality import RESULTS, Cache, embedded, fidelity_name, tasks_for
+from mtlsearch._report import reference_params
+from mtlsearch._figures import hypervolume_2d
+from mtlsearch._study import create_or_load, make_sampler, set_target
+from mtlsearch._train import TrainResult
+from mtlsearch._worker import PROBE_ATTR, REUSED_ATTR, STOPPED_ATTR, run_worker
+
+TRAINING_SEED = 0
+
+
+def cached_train(cache: Cache, log: list[dict]):  # type: ignore[no-untyped-def]
+    """The worker's ``_train``, remembering every result with its accuracy at a third of the steps."""
+    real = worker_module._train
+
+    def train(candidate, settings, tasks, device, on_step, probe=None):  # type: ignore[no-untyped-def]
+        fid = fidelity_name(settings.fidelity)
+        row = cache.get(candidate.key, fid, settings.seed)
+        if row is None or "probe_accuracy" not in row:
+            marks: dict[str, float] = {}
+            started = time.perf_counter()
+
+            def step(done: int, total: int) -> None:
+                marks["last_step"] = time.perf_counter() - started
+
+            def record(accuracy: float) -> bool:
+                marks["probe_end"] = time.perf_counter() - started
+                marks["probe_start"] = marks["last_step"]
+                return False
+
+            torch.manual_seed(settings.seed)
+            result = real(candidate, settings, tasks, device, step, record)
+            total = time.perf_counter() - started
+            probe_eval = marks["probe_end"] - marks["probe_start"]
+            row = {
+                "key": candidate.key, "fidelity": fid, "seed": settings.seed, "label": "sampler", "accuracy": result.accuracy,
+                "task_accuracy": result.task_accuracy, "params": candidate.counts.total, "specific_fraction": candidate.specific_fraction,
+                "seconds": total - probe_eval, "seconds_to_probe": marks["probe_start"], "probe_eval_seconds": probe_eval,
+                "probe_accuracy": result.probe_accuracy, "probe_task_accuracy": None, "allocation": candidate.allocation_dict,
+            }  # fmt: skip
+            cache.put(row)
+        stopped = probe is not None and probe(row["probe_accuracy"])
+        seconds = row["seconds_to_probe"] + row["probe_eval_seconds"] if stopped else row["seconds"] + (row["probe_eval_seconds"] if probe else 0.0)
+        log.append({"key": row["key"], "seconds": seconds, "stopped": stopped})
+        if stopped:
+            return TrainResult({"mean": row["probe_accuracy"]}, seconds, 0.0, row["probe_accuracy"], 1)
+        return TrainResult(row["task_accuracy"], seconds, 0.0, row["probe_accuracy"] if probe else None)
+
+    return train
+
+
+def curve(study: optuna.Study, settings, spec) -> list[float]:  # type: ignore[no-untyped-def]
+    """Hypervolume after each trained trial (stopped ones count as trained, add nothing)."""
+    from optuna.trial import TrialState
+
+    shared, reference = reference_params(settings, spec)
+    points: list[tuple[float, float]] = []
+    volumes = []
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE and REUSED_ATTR not in t.user_attrs:
+            points.append((t.values[0], t.values[1]))
+        elif not (t.state == TrialState.PRUNED and STOPPED_ATTR in t.user_attrs):
+            continue
+        volumes.append(hypervolume_2d(points, shared, reference))
+    return volumes
+
+
+def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache: Cache) -> dict:
+    settings = embedded(sampler=sampler, seed=TRAINING_SEED, early_stop=early_stop)
+    tasks = tasks_for(settings)
+    settings = dataclasses.replace(settings, tasks=tuple(t.name for t in tasks), num_classes=tuple(t.num_classes for t in tasks))
+    storage = optuna.storages.InMemoryStorage()
+    study, _ = create_or_load(storage, f"{sampler}-{seed}", settings)
+    study.sampler = make_sampler(dataclasses.replace(settings, seed=seed))
+    set_target(study, n_trials)
+    log: list[dict] = []
+    worker_module._train = cached_train(cache, log)
+    started = time.perf_counter()
+    summary = run_worker(study, settings, tasks, n_trials=n_trials, device="cpu")
+    wall = time.perf_counter() - started
+    from mtlsearch._study import study_spec
+
+    volumes = curve(study, settings, study_spec(study, settings))
+    trials = study.get_trials(deepcopy=False)
+    return {
+        "sampler": sampler, "seed": seed, "early_stop": early_stop, "hypervolume": volumes,
+        "train_seconds": sum(r["seconds"] for r in log), "stopped": len(summary.stopped),
+        "infeasible": len(summary.infeasible), "reused": len(summary.reused), "wall_seconds": wall,
+        "trials": [{"number": t.number, "state": t.state.name, "values": t.values, "strategy": t.user_attrs.get("strategy"),
+                    "specific_fraction": t.user_attrs.get("specific_fraction"), "probe": t.user_attrs.get(PROBE_ATTR)}
+                   for t in trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("specific_fraction", 1) <= settings.budget + 1e-12],
+    }  # fmt: skip
+
+
+def reach(volumes: list[float], target: float) -> int | None:
+    return next((i + 1 for i, v in enumerate(volumes) if v >= target - 1e-12), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samplers", nargs="+", default=["tpe", "random", "nsga2", "gp"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-trials", type=int, default=40)
+    parser.add_argument("--early-stop", type=float, help="compare TPE with this early-stopping margin against TPE without")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cache = Cache(Path(args.cache))
+    runs: dict[str, list[dict]] = {}
+    variants = [(s, None) for s in args.samplers]
+    if args.early_stop is not None:
+        variants = [(args.samplers[0], None), (args.samplers[0], args.early_stop)]
+    for seed in args.seeds:  # seed by seed: every sampler has a result early
+        for sampler, margin in variants:
+            name = sampler if margin is None else f"{sampler}+early-stop{margin:g}"
+            out = run(sampler, seed, args.n_trials, margin, cache)
+            runs.setdefault(name, []).append(out)
+            hv = out["hypervolume"]
+            print(f"  {name:<22} seed {seed}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of training, "
+                  f"{out['infeasible']} over-budget proposals, {out['stopped']} stopped", flush=True)  # fmt: skip
+            RESULTS.mkdir(exist_ok=True)
+            tag = "early_stop" if args.early_stop is not None else "samplers"
+            (RESULTS / f"sampler_{tag}.json").write_text(json.dumps(runs, indent=1))
+
+    def mean_at(name: str, n: int) -> float:
+        return statistics.mean(r["hypervolume"][min(n, len(r["hypervolume"])) - 1] for r in runs[name])
+
+    marks = [n for n in (10, 20, 30, 40) if n <= args.n_trials]
+    for name in runs:
+        print(f"{name:<22} hypervolume " + "  ".join(f"@{n} {mean_at(name, n):.4f}" for n in marks))
+    if args.early_stop is not None:
+        plain, stopped = runs[variants[0][0]], runs[list(runs)[1]]
+        saved = 1 - sum(r["train_seconds"] for r in stopped) / sum(r["train_seconds"] for r in plain)
+        lost = statistics.mean(r["hypervolume"][-1] for r in plain) - statistics.mean(r["hypervolume"][-1] for r in stopped)
+        print(f"early_stop_saved={saved:.3f} hv_lost={lost:.4f}")
+        return
+    if "random" in runs:
+        target = mean_at("random", args.n_trials)
+        for name in runs:
+            needed = [reach(r["hypervolume"], target) for r in runs[name]]
+            print(f"{name:<22} reaches random's {args.n_trials}-trial hypervolume {target:.4f} after {needed} trained trials")
+        needed = [reach(r["hypervolume"], target) for r in runs[args.samplers[0]]]
+        shown = statistics.mean(n if n is not None else math_inf() for n in needed)
+        print(f"trials_to_random{args.n_trials}={shown:g}")
+
+
+def math_inf() -> float:
+    return float("inf")
+
+
+if __name__ == "__main__":
+    main()
