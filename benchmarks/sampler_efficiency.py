@@ -31,11 +31,12 @@ import optuna
 import torch
 
 import mtlsearch._worker as worker_module
-from _quality import RESULTS, Cache, embedded, fidelity_name, tasks_for
+from _quality import RESULTS, Cache, embedded, fidelity_name, tasks_for, with_fidelity
 from mtlsearch._report import reference_params
 from mtlsearch._figures import hypervolume_2d
 from mtlsearch._study import create_or_load, make_sampler, set_target
 from mtlsearch._train import TrainResult
+from mtlsearch.errors import SamplerStalledError
 from mtlsearch._worker import PROBE_ATTR, REUSED_ATTR, STOPPED_ATTR, run_worker
 
 TRAINING_SEED = 0
@@ -97,8 +98,8 @@ def curve(study: optuna.Study, settings, spec) -> list[float]:  # type: ignore[n
     return volumes
 
 
-def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache: Cache) -> dict:
-    settings = embedded(sampler=sampler, seed=TRAINING_SEED, early_stop=early_stop)
+def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache: Cache, fidelity: str) -> dict:
+    settings = with_fidelity(embedded(sampler=sampler, seed=TRAINING_SEED, early_stop=early_stop), fidelity)
     tasks = tasks_for(settings)
     settings = dataclasses.replace(settings, tasks=tuple(t.name for t in tasks), num_classes=tuple(t.num_classes for t in tasks))
     storage = optuna.storages.InMemoryStorage()
@@ -108,16 +109,23 @@ def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache:
     log: list[dict] = []
     worker_module._train = cached_train(cache, log)
     started = time.perf_counter()
-    summary = run_worker(study, settings, tasks, n_trials=n_trials, device="cpu")
+    stalled = None
+    try:
+        summary = run_worker(study, settings, tasks, n_trials=n_trials, device="cpu")
+        stopped, infeasible, reused = len(summary.stopped), len(summary.infeasible), len(summary.reused)
+    except SamplerStalledError as exc:  # over-budget proposals in a row, more than --max-infeasible
+        stalled = str(exc)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        stopped, infeasible, reused = 0, states.count(optuna.trial.TrialState.PRUNED), 0
     wall = time.perf_counter() - started
     from mtlsearch._study import study_spec
 
     volumes = curve(study, settings, study_spec(study, settings))
     trials = study.get_trials(deepcopy=False)
     return {
-        "sampler": sampler, "seed": seed, "early_stop": early_stop, "hypervolume": volumes,
-        "train_seconds": sum(r["seconds"] for r in log), "stopped": len(summary.stopped),
-        "infeasible": len(summary.infeasible), "reused": len(summary.reused), "wall_seconds": wall,
+        "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes,
+        "train_seconds": sum(r["seconds"] for r in log), "stopped": stopped, "stalled": stalled,
+        "infeasible": infeasible, "reused": reused, "wall_seconds": wall,
         "trials": [{"number": t.number, "state": t.state.name, "values": t.values, "strategy": t.user_attrs.get("strategy"),
                     "specific_fraction": t.user_attrs.get("specific_fraction"), "probe": t.user_attrs.get(PROBE_ATTR)}
                    for t in trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("specific_fraction", 1) <= settings.budget + 1e-12],
@@ -134,12 +142,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n-trials", type=int, default=40)
     parser.add_argument("--early-stop", type=float, help="compare TPE with this early-stopping margin against TPE without")
+    parser.add_argument("--fidelity", default="5x1000", help="EPOCHSxIMAGES per task (the embedded default: 5x1000)")
+    parser.add_argument("--max-infeasible", type=int, default=500, help="over-budget proposals in a row after which a run counts as stalled (the worker stops there too)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    worker_module.MAX_INFEASIBLE_IN_A_ROW = args.max_infeasible
     cache = Cache(Path(args.cache))
     runs: dict[str, list[dict]] = {}
     variants = [(s, None) for s in args.samplers]
@@ -148,11 +159,11 @@ def main() -> None:
     for seed in args.seeds:  # seed by seed: every sampler has a result early
         for sampler, margin in variants:
             name = sampler if margin is None else f"{sampler}+early-stop{margin:g}"
-            out = run(sampler, seed, args.n_trials, margin, cache)
+            out = run(sampler, seed, args.n_trials, margin, cache, args.fidelity)
             runs.setdefault(name, []).append(out)
             hv = out["hypervolume"]
             print(f"  {name:<22} seed {seed}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of training, "
-                  f"{out['infeasible']} over-budget proposals, {out['stopped']} stopped", flush=True)  # fmt: skip
+                  f"{out['infeasible']} over-budget proposals, {out['stopped']} stopped" + (" (stalled)" if out["stalled"] else ""), flush=True)  # fmt: skip
             RESULTS.mkdir(exist_ok=True)
             tag = "early_stop" if args.early_stop is not None else "samplers"
             (RESULTS / f"sampler_{tag}.json").write_text(json.dumps(runs, indent=1))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from mtlsearch.datasets import Task
 
-MAX_INFEASIBLE_IN_A_ROW = 2000
+MAX_INFEASIBLE_IN_A_ROW = 500  # then the sampler is stuck outside the budget
 TRAINING_ATTR = "mtlsearch:training"  # system attribute: this RUNNING trial is being trained
 KEY_ATTR = "mtlsearch:key"  # system attribute: the candidate's filter counts (Candidate.key)
 REUSED_ATTR = "reused_from"  # user attribute: the earlier trial whose result this one repeats
@@ -254,7 +254,12 @@ def run_worker(
             callbacks.trial_infeasible(trial.number, candidate)
             infeasible_in_a_row += 1
             if infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
-                raise RuntimeError(f"the sampler proposed {infeasible_in_a_row} over-budget candidates in a row")
+                from mtlsearch.errors import SamplerStalledError
+
+                raise SamplerStalledError(
+                    f"the {settings.sampler} sampler proposed {infeasible_in_a_row} over-budget candidates in a row: it does not learn "
+                    "the budget from proposals that are never trained; use --sampler tpe (docs/search-quality.md)"
+                )
             continue
         infeasible_in_a_row = 0
         if isinstance(outcome, TrainResult):

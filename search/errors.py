@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MtlsearchError", "UsageError", "StorageError", "SettingsMismatchError", "DatasetError", "StorageUnavailableError"]
+__all__ = ["MtlsearchError", "UsageError", "StorageError", "SettingsMismatchError", "DatasetError", "StorageUnavailableError", "SamplerStalledError"]
 
 
 class MtlsearchError(Exception):
@@ -27,3 +27,7 @@ class DatasetError(UsageError):
 
 class StorageUnavailableError(MtlsearchError):
     """The database went away mid-run and did not come back within the worker's patience."""
+
+
+class SamplerStalledError(MtlsearchError):
+    """The sampler keeps proposing over-budget candidates: it does not learn the budget."""

@@ -90,7 +90,9 @@ def test_over_budget_candidate_is_recorded_infeasible_and_never_trained(storage,
 
     monkeypatch.setattr(_worker, "train_candidate", spy)
     monkeypatch.setattr(_worker, "MAX_INFEASIBLE_IN_A_ROW", 1)
-    with pytest.raises(RuntimeError, match="over-budget"):
+    from mtlsearch.errors import SamplerStalledError
+
+    with pytest.raises(SamplerStalledError, match="over-budget candidates in a row: it does not learn the budget"):
         run_worker(study, settings, tasks, n_trials=1, device="cpu")
     manual = [t for t in study.trials if t.user_attrs.get("strategy") == "manual"][0]
     assert manual.state == TrialState.PRUNED
