@@ -13,8 +13,10 @@ an interrupted run resumes where it stopped. With ``--early-stop MARGIN`` the wo
 the opt-in rule; a kept candidate is then stopped or not exactly as training it again would.
 
 Prints, per sampler, the hypervolume after 10, 20, 30 and 40 trained trials (mean over seeds)
-and the trained trials it needed to reach random search's mean 40-trial hypervolume. Writes
-``benchmarks/results/sampler_<name>.json``. The last line is
+and the trained trials it needed to reach random search's mean 40-trial hypervolume. Each run
+is written to ``benchmarks/results/runs/<sampler>-<fidelity>-seed<seed>.json`` and reused by a
+later invocation, so processes can split the work by ``--samplers`` or ``--seeds`` and a last
+one with ``--summary-only`` prints the comparison. The last line is
 ``trials_to_random40=<tpe's mean>`` (or ``early_stop_saved=<share of training time> hv_lost=<...>``).
 """
 
@@ -127,7 +129,8 @@ def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache:
         "train_seconds": sum(r["seconds"] for r in log), "stopped": stopped, "stalled": stalled,
         "infeasible": infeasible, "reused": reused, "wall_seconds": wall,
         "trials": [{"number": t.number, "state": t.state.name, "values": t.values, "strategy": t.user_attrs.get("strategy"),
-                    "specific_fraction": t.user_attrs.get("specific_fraction"), "probe": t.user_attrs.get(PROBE_ATTR)}
+                    "specific_fraction": t.user_attrs.get("specific_fraction"), "probe": t.user_attrs.get(PROBE_ATTR),
+                    "allocation": t.user_attrs.get("allocation")}
                    for t in trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("specific_fraction", 1) <= settings.budget + 1e-12],
     }  # fmt: skip
 
@@ -144,6 +147,7 @@ def main() -> None:
     parser.add_argument("--early-stop", type=float, help="compare TPE with this early-stopping margin against TPE without")
     parser.add_argument("--fidelity", default="5x1000", help="EPOCHSxIMAGES per task (the embedded default: 5x1000)")
     parser.add_argument("--max-infeasible", type=int, default=500, help="over-budget proposals in a row after which a run counts as stalled (the worker stops there too)")
+    parser.add_argument("--summary-only", action="store_true", help="summarise the kept runs, train nothing")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
@@ -156,17 +160,24 @@ def main() -> None:
     variants = [(s, None) for s in args.samplers]
     if args.early_stop is not None:
         variants = [(args.samplers[0], None), (args.samplers[0], args.early_stop)]
+    folder = RESULTS / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:  # seed by seed: every sampler has a result early
         for sampler, margin in variants:
             name = sampler if margin is None else f"{sampler}+early-stop{margin:g}"
-            out = run(sampler, seed, args.n_trials, margin, cache, args.fidelity)
+            path = folder / f"{name}-{args.fidelity}-seed{seed}.json"
+            kept = json.loads(path.read_text()) if path.exists() else None
+            if kept is not None and kept["n_trials"] == args.n_trials:
+                out = kept  # one file per run: processes share the work by sampler or seed
+            elif args.summary_only:
+                continue
+            else:
+                out = run(sampler, seed, args.n_trials, margin, cache, args.fidelity) | {"n_trials": args.n_trials, "name": name}
+                path.write_text(json.dumps(out, indent=1))
             runs.setdefault(name, []).append(out)
             hv = out["hypervolume"]
             print(f"  {name:<22} seed {seed}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of training, "
                   f"{out['infeasible']} over-budget proposals, {out['stopped']} stopped" + (" (stalled)" if out["stalled"] else ""), flush=True)  # fmt: skip
-            RESULTS.mkdir(exist_ok=True)
-            tag = "early_stop" if args.early_stop is not None else "samplers"
-            (RESULTS / f"sampler_{tag}.json").write_text(json.dumps(runs, indent=1))
 
     def mean_at(name: str, n: int) -> float:
         return statistics.mean(r["hypervolume"][min(n, len(r["hypervolume"])) - 1] for r in runs[name])

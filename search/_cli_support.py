@@ -208,6 +208,9 @@ def show_trial(study, number: int) -> None:  # type: ignore[no-untyped-def]
     notes += [f"{k} {attrs[k]}" for k in ("reused_from", "retry_of", "worker", "device") if k in attrs]
     if "train_seconds" in attrs:
         notes.append(f"trained in {attrs['train_seconds']:.1f} s")
+    if "stopped_early" in attrs:
+        stop = attrs["stopped_early"]
+        notes.append(f"stopped early at step {stop['step']}: {attrs.get('probe_accuracy', float('nan')):.4f} vs median {stop['median']:.4f} - {stop['margin']:g}")
     console.print(" · ".join(str(n) for n in notes), markup=False)
     if not allocation:
         console.print("no allocation proposed yet (the trial has not started)")

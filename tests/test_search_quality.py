@@ -104,6 +104,14 @@ def test_sampler_cli_errors(tmp_path) -> None:
     assert other.returncode == 2 and "sampler: 'random' -> 'tpe'" in other.stderr
     negative = run_cli("create", "--early-stop", "-0.1", "--storage", f"sqlite:///{tmp_path / 't.db'}", cwd=tmp_path)
     assert negative.returncode == 2 and "--early-stop is -0.1" in negative.stderr
+    assert not (tmp_path / "t.db").exists()
+    stopping = run_cli("create", "--early-stop", "0.02", "--study-name", "e", "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path)
+    assert stopping.returncode == 0 and "early stop 0.02 below the median" in " ".join(stopping.stdout.split())
+
+    from mtlsearch._storage import open_storage
+    from mtlsearch._study import load_study, stored_settings
+
+    assert stored_settings(load_study(open_storage(f"sqlite:///{tmp_path / 's.db'}"), "e")).early_stop == 0.02
 
 
 def test_repeats_retrain_the_front_and_the_report_shows_the_spread(tmp_path) -> None:
