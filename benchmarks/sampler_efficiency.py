@@ -42,11 +42,12 @@ from mtlsearch.errors import SamplerStalledError
 from mtlsearch._worker import PROBE_ATTR, REUSED_ATTR, STOPPED_ATTR, run_worker
 
 TRAINING_SEED = 0
+REAL_TRAIN = worker_module._train  # the worker's own; each run wraps it once
 
 
 def cached_train(cache: Cache, log: list[dict]):  # type: ignore[no-untyped-def]
     """The worker's ``_train``, remembering every result with its accuracy at a third of the steps."""
-    real = worker_module._train
+    real = REAL_TRAIN
 
     def train(candidate, settings, tasks, device, on_step, probe=None):  # type: ignore[no-untyped-def]
         fid = fidelity_name(settings.fidelity)

@@ -49,6 +49,10 @@ def print_table(study: object) -> None:
             f"{row['accuracy']:.4f}", delta, *seeds, *[f"{row[c]:.3f}" for c in task_cols], "*" if row["pareto"] else "",
         )  # fmt: skip
     console.print(table)
+    if not spread and len(info.trained) > 1:
+        from mtlsearch._repeats import noise_notes
+
+        console.print(f"[dim]{noise_notes([])[0]}[/]")
 
 
 def study_settings(preset: str, data_root: Path | None, **overrides: object):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mtlsearch.datasets import Task
 
 REPEAT_PREFIX = "mtlsearch:repeat:"
+EMBEDDED_NOISE = 0.005  # std of mean val accuracy over seeds at the default fidelity (benchmarks/seed_noise.py)
 
 
 def repeats_of(study: optuna.Study) -> dict[int, dict[int, float]]:
@@ -94,7 +95,11 @@ def noise_notes(rows: Sequence[dict]) -> list[str]:
     """What the repeats say, one sentence each. ``rows``: repeated trials with ``trial``,
     ``strategy``, ``accuracy_mean``, ``accuracy_std``, ``params`` and ``pareto``."""
     if not rows:
-        return []
+        return [
+            "Each accuracy comes from one training seed; differences smaller than the seed noise are not real "
+            f"(on the embedded benchmark the noise is about {EMBEDDED_NOISE:.3f} in mean accuracy: docs/search-quality.md). "
+            "Rerun with --repeats 2 to measure it for this study's front."
+        ]
     noise = statistics.fmean(r["accuracy_std"] for r in rows)
     notes = [f"Seed noise: the standard deviation of mean accuracy over {int(rows[0]['seeds'])} seeds is {noise:.4f} on average."]
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["params"])

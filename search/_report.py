@@ -222,7 +222,7 @@ def write_report(study: optuna.Study, path: Path) -> Path:
     table = _table_html(summary_table(info)) if len(info.trained) else "<p>No trained trial yet.</p>"
     from mtlsearch._repeats import noise_notes
 
-    notes = "".join(f"<p>{html.escape(n)}</p>" for n in noise_notes(repeated_rows(info)))
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in noise_notes(repeated_rows(info))) if len(info.trained) > 1 else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}}

@@ -158,3 +158,4 @@ def test_noise_notes_say_what_lies_within_the_noise() -> None:
     assert "trial 9" in notes[2] and "+0.0100" in notes[2] and "beyond the noise" in notes[2]
     rows[3]["accuracy_mean"] = 0.833
     assert "within the noise" in noise_notes(rows)[-1]
+    assert "one training seed" in noise_notes([])[0] and "--repeats 2" in noise_notes([])[0]
