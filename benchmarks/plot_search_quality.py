@@ -63,15 +63,37 @@ def hypervolume_figure(runs: dict, title: str, x: str = "trials") -> go.Figure:
     return fig
 
 
+def front_figure(runs: dict) -> go.Figure:
+    """Every trained trial of every sampler run: what the front looks like."""
+    symbols = {"shared": "square", "bottom-specific": "triangle-down", "top-specific": "triangle-up", "random": "diamond"}
+    fig = go.Figure()
+    for name, seeds in runs.items():
+        points = [(t["values"][1], t["values"][0], r["seed"], t["number"]) for r in seeds for t in r["trials"]
+                  if t["state"] == "COMPLETE" and t["strategy"] == "search"]  # fmt: skip
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="markers", name=name, opacity=0.7,
+                                 marker={"color": COLORS.get(name, "#9467bd"), "size": 7},
+                                 hovertext=[f"{name} seed {p[2]} trial {p[3]}" for p in points], hoverinfo="text+x+y"))  # fmt: skip
+    first = next(iter(runs.values()))[0]
+    shown: set[str] = set()
+    for t in first["trials"]:
+        if t["state"] == "COMPLETE" and t["strategy"] in symbols and t["strategy"] not in shown:
+            shown.add(t["strategy"])
+            fig.add_trace(go.Scatter(x=[t["values"][1]], y=[t["values"][0]], mode="markers+text", text=[t["strategy"]], textposition="bottom center",
+                                     name=t["strategy"], marker={"symbol": symbols[t["strategy"]], "size": 14, "color": "black"}))  # fmt: skip
+    fig.update_layout(title=f"Every trained candidate of every run (budget 0.1, {first['fidelity']}, training seed 0)", template="plotly_white",
+                      height=520, width=1000, xaxis={"title": "parameters (shared + every task's own)"}, yaxis={"title": "mean validation accuracy"})  # fmt: skip
+    return fig
+
+
 def early_stop_figure(runs: dict) -> go.Figure:
     fig = go.Figure()
     for name, seeds in runs.items():
         color = "#9467bd" if "early" in name else "#d62728"
         for r in seeds:
-            fig.add_trace(go.Scatter(x=[r["train_seconds"] / 60], y=[r["hypervolume"][-1]], mode="markers+text", text=[f"seed {r['seed']}"],
+            fig.add_trace(go.Scatter(x=[r.get("relative_cost") or 1.0], y=[r["hypervolume"][-1]], mode="markers+text", text=[f"seed {r['seed']}"],
                                      textposition="top center", marker={"size": 12, "color": color}, name=name, showlegend=r is seeds[0]))  # fmt: skip
     fig.update_layout(title="Early stopping: final hypervolume against training time (each point one 40-trial TPE study)", template="plotly_white",
-                      height=440, width=1000, xaxis={"title": "minutes of training (2-core CPU, one thread)"}, yaxis={"title": "hypervolume after 40 trials"})  # fmt: skip
+                      height=440, width=1000, xaxis={"title": "training cost per candidate, relative to training every candidate to the end"}, yaxis={"title": "hypervolume after 40 trials"})  # fmt: skip
     return fig
 
 
@@ -102,6 +124,7 @@ def main() -> None:
     if searched:
         fidelity = next(iter(searched.values()))[0]["fidelity"]
         figures["samplers"] = hypervolume_figure(searched, f"Hypervolume against trained trials, budget 0.1, {fidelity} (thin: one seed; thick: mean)")
+        figures["front"] = front_figure(searched)
     stopping = {k: v for k, v in runs.items() if "early-stop" in k}
     if stopping and "tpe" in runs:
         figures["early-stop"] = early_stop_figure({"tpe": runs["tpe"], **stopping})
