@@ -92,7 +92,7 @@ def early_stop_figure(runs: dict) -> go.Figure:
         for r in seeds:
             fig.add_trace(go.Scatter(x=[r.get("relative_cost") or 1.0], y=[r["hypervolume"][-1]], mode="markers+text", text=[f"seed {r['seed']}"],
                                      textposition="top center", marker={"size": 12, "color": color}, name=name, showlegend=r is seeds[0]))  # fmt: skip
-    fig.update_layout(title="Early stopping: final hypervolume against training time (each point one 40-trial TPE study)", template="plotly_white",
+    fig.update_layout(title="Early stopping: final hypervolume against training cost (each point one 40-trial TPE study)", template="plotly_white",
                       height=440, width=1000, xaxis={"title": "training cost per candidate, relative to training every candidate to the end"}, yaxis={"title": "hypervolume after 40 trials"})  # fmt: skip
     return fig
 

@@ -1,7 +1,7 @@
 """How large is seed noise, and is the search's best candidate better than bottom-specific beyond it?
 
     python benchmarks/seed_noise.py --fidelities 5x1000 3x1000 --seeds 0 1 2
-    python benchmarks/seed_noise.py --fidelities 3x1000 --seeds 0 1 2 --best-of benchmarks/results/sampler_samplers.json
+    python benchmarks/seed_noise.py --fidelities 3x1000 --seeds 0 1 2 --best-of benchmarks/results/runs
 
 Three candidates (bottom-specific and top-specific at budget 0.1, and the first searched
 allocation of ``proxy_fidelity.py``), each trained with every seed (seed changes the
@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fidelities", nargs="+", default=["5x1000"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--best-of", type=Path, help="a sampler_efficiency.py result (JSON)")
+    parser.add_argument("--best-of", type=Path, help="the runs folder of sampler_efficiency.py (benchmarks/results/runs)")
     parser.add_argument("--sampler", default="tpe")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
@@ -50,7 +50,7 @@ def main() -> None:
     spec = space_for(base).spec
     bottom = strategy_allocation("bottom-specific", spec, base.granularity, 0.1)  # type: ignore[arg-type]
     if args.best_of is not None:
-        runs = json.loads(args.best_of.read_text())[args.sampler]
+        runs = [json.loads(f.read_text()) for f in sorted(args.best_of.glob(f"{args.sampler}-*.json"))]
         gaps, noises = [], []
         for run in runs:
             settings = with_fidelity(base, run["fidelity"])

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mtlsearch.datasets import Task
 
 REPEAT_PREFIX = "mtlsearch:repeat:"
-EMBEDDED_NOISE = 0.005  # std of mean val accuracy over seeds at the default fidelity (benchmarks/seed_noise.py)
+EMBEDDED_NOISE = 0.0043  # std of mean val accuracy over seeds at the default fidelity (docs/search-quality.md)
 
 
 def repeats_of(study: optuna.Study) -> dict[int, dict[int, float]]:
@@ -97,7 +97,7 @@ def noise_notes(rows: Sequence[dict]) -> list[str]:
     if not rows:
         return [
             "Each accuracy comes from one training seed; differences smaller than the seed noise are not real "
-            f"(on the embedded benchmark the noise is about {EMBEDDED_NOISE:.3f} in mean accuracy: docs/search-quality.md). "
+            f"(on the embedded benchmark the noise is {EMBEDDED_NOISE:.4f} in mean accuracy: docs/search-quality.md). "
             "Rerun with --repeats 2 to measure it for this study's front."
         ]
     noise = statistics.fmean(r["accuracy_std"] for r in rows)
