@@ -72,7 +72,7 @@ def cached_train(cache: Cache, log: list[dict]):  # type: ignore[no-untyped-def]
                 "key": candidate.key, "fidelity": fid, "seed": settings.seed, "label": "sampler", "accuracy": result.accuracy,
                 "task_accuracy": result.task_accuracy, "params": candidate.counts.total, "specific_fraction": candidate.specific_fraction,
                 "seconds": total - probe_eval, "seconds_to_probe": marks["probe_start"], "probe_eval_seconds": probe_eval,
-                "probe_accuracy": result.probe_accuracy, "probe_task_accuracy": None, "allocation": candidate.allocation_dict,
+                "probe_accuracy": result.probe_accuracy, "allocation": candidate.allocation_dict,
             }  # fmt: skip
             cache.put(row)
         stopped = probe is not None and probe(row["probe_accuracy"])
@@ -202,12 +202,8 @@ def main() -> None:
             needed = [reach(r["hypervolume"], target) for r in runs[name]]
             print(f"{name:<22} reaches random's {args.n_trials}-trial hypervolume {target:.4f} after {needed} trained trials")
         needed = [reach(r["hypervolume"], target) for r in runs[args.samplers[0]]]
-        shown = statistics.mean(n if n is not None else math_inf() for n in needed)
+        shown = statistics.mean(n if n is not None else float("inf") for n in needed)
         print(f"trials_to_random{args.n_trials}={shown:g}")
-
-
-def math_inf() -> float:
-    return float("inf")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from mtlsearch.datasets import Task
 
-MAX_INFEASIBLE_IN_A_ROW = 500  # then the sampler is stuck outside the budget
+MAX_INFEASIBLE_IN_A_ROW = 2000  # then the sampler is stuck outside the budget (random search at budget 0.1: 1 in 60 fits)
 TRAINING_ATTR = "mtlsearch:training"  # system attribute: this RUNNING trial is being trained
 KEY_ATTR = "mtlsearch:key"  # system attribute: the candidate's filter counts (Candidate.key)
 REUSED_ATTR = "reused_from"  # user attribute: the earlier trial whose result this one repeats
