@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -93,7 +93,3 @@ def train(settings: Settings, allocation: Mapping[str, float], seed: int, cache:
 
 def embedded(**overrides: object) -> Settings:
     return resolve_settings("embedded", **overrides)
-
-
-def fidelity_dict(settings: Settings) -> dict:
-    return asdict(settings.fidelity)

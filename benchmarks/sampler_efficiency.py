@@ -34,12 +34,12 @@ import torch
 
 import mtlsearch._worker as worker_module
 from _quality import RESULTS, Cache, embedded, fidelity_name, tasks_for, with_fidelity
-from mtlsearch._report import reference_params
-from mtlsearch._figures import hypervolume_2d
+from mtlsearch._figures import hypervolume_info
+from mtlsearch._report import trials_frame
 from mtlsearch._study import create_or_load, make_sampler, set_target
 from mtlsearch._train import TrainResult
 from mtlsearch.errors import SamplerStalledError
-from mtlsearch._worker import PROBE_ATTR, REUSED_ATTR, STOPPED_ATTR, run_worker
+from mtlsearch._worker import PROBE_ATTR, run_worker
 
 TRAINING_SEED = 0
 REAL_TRAIN = worker_module._train  # the worker's own; each run wraps it once
@@ -88,22 +88,6 @@ def cached_train(cache: Cache, log: list[dict]):  # type: ignore[no-untyped-def]
     return train
 
 
-def curve(study: optuna.Study, settings, spec) -> list[float]:  # type: ignore[no-untyped-def]
-    """Hypervolume after each trained trial (stopped ones count as trained, add nothing)."""
-    from optuna.trial import TrialState
-
-    shared, reference = reference_params(settings, spec)
-    points: list[tuple[float, float]] = []
-    volumes = []
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE and REUSED_ATTR not in t.user_attrs:
-            points.append((t.values[0], t.values[1]))
-        elif not (t.state == TrialState.PRUNED and STOPPED_ATTR in t.user_attrs):
-            continue
-        volumes.append(hypervolume_2d(points, shared, reference))
-    return volumes
-
-
 def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache: Cache, fidelity: str) -> dict:
     settings = with_fidelity(embedded(sampler=sampler, seed=TRAINING_SEED, early_stop=early_stop), fidelity)
     tasks = tasks_for(settings)
@@ -124,9 +108,7 @@ def run(sampler: str, seed: int, n_trials: int, early_stop: float | None, cache:
         states = [t.state for t in study.get_trials(deepcopy=False)]
         stopped, infeasible, reused = 0, states.count(optuna.trial.TrialState.PRUNED), 0
     wall = time.perf_counter() - started
-    from mtlsearch._study import study_spec
-
-    volumes = curve(study, settings, study_spec(study, settings))
+    volumes = hypervolume_info(study, trials_frame(study), settings).hypervolume
     trials = study.get_trials(deepcopy=False)
     return {
         "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes,

@@ -26,6 +26,7 @@ def quiet_libraries() -> None:
 
 
 def print_table(study: object) -> None:
+    import pandas as pd
     from rich.table import Table
 
     from mtlsearch._report import TASK_PREFIX, pareto_info, summary_table
@@ -43,7 +44,7 @@ def print_table(study: object) -> None:
         table.add_column(name, justify="left" if name == "strategy" else "right")
     for row in table_data.to_dict("records"):
         delta = "" if reference is None else f"{row['accuracy'] - reference:+.4f}"
-        seeds = [] if not spread else ["" if row["seeds"] != row["seeds"] else f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} ({row['seeds']:.0f})"]
+        seeds = [] if not spread else ["" if pd.isna(row["seeds"]) else f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} ({row['seeds']:.0f})"]
         table.add_row(
             str(row["trial"]), row["strategy"], f"{row['params']:,.0f}", f"{row['specific_fraction']:.3f}",
             f"{row['accuracy']:.4f}", delta, *seeds, *[f"{row[c]:.3f}" for c in task_cols], "*" if row["pareto"] else "",

@@ -124,15 +124,17 @@ def hypervolume_2d(points: list[tuple[float, float]], shared: float, reference: 
 
 
 def hypervolume_info(study: optuna.Study, frame: pd.DataFrame, settings: Settings) -> HypervolumeInfo:
-    """Hypervolume of the trained trials after each one finished (over-budget ones never count)."""
+    """Hypervolume of the trained trials after each one finished (over-budget ones never count;
+    one stopped by ``--early-stop`` counts as trained, as the worker counts it, and adds no point)."""
     shared, reference = reference_params(settings, study_spec(study, settings))
     finished = {t.number: t.datetime_complete for t in study.get_trials(deepcopy=False) if t.datetime_complete}
-    trained = frame[(frame["state"] == "COMPLETE") & frame["feasible"]]
-    ordered = sorted(trained[["trial", "accuracy", "params"]].itertuples(index=False), key=lambda r: (finished.get(r.trial), r.trial))
+    trained = frame[frame["state"].isin(("COMPLETE", "PRUNED")) & frame["feasible"]]  # PRUNED and feasible: stopped early
+    ordered = sorted(trained[["trial", "state", "accuracy", "params"]].itertuples(index=False), key=lambda r: (finished.get(r.trial), r.trial))
     points: list[tuple[float, float]] = []
     steps, numbers, volumes = [], [], []
     for i, row in enumerate(ordered, start=1):
-        points.append((float(row.accuracy), float(row.params)))
+        if row.state == "COMPLETE":
+            points.append((float(row.accuracy), float(row.params)))
         steps.append(i)
         numbers.append(int(row.trial))
         volumes.append(hypervolume_2d(points, shared, reference))

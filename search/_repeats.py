@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from mtlsearch._settings import Settings
+from mtlsearch.models import BASELINES
 
 if TYPE_CHECKING:
     import optuna
@@ -111,7 +112,7 @@ def noise_notes(rows: Sequence[dict]) -> list[str]:
     if close:
         notes.append("Within the noise on the front: " + "; ".join(close) + ". Their order may change with another seed.")
     bottom = next((r for r in rows if r["strategy"] == "bottom-specific"), None)
-    searched = [r for r in rows if r["strategy"] not in ("shared", "bottom-specific", "top-specific", "random")]
+    searched = [r for r in rows if r["strategy"] not in BASELINES]
     if bottom is not None and searched:
         best = max(searched, key=lambda r: r["accuracy_mean"])
         gap = best["accuracy_mean"] - bottom["accuracy_mean"]
