@@ -55,13 +55,14 @@ __all__ = [
     "read_checkpoint",
     "spec_from_model",
     "specific_filters",
+    "stack_tasks",
     "strategy_allocation",
 ]
 
 
 def __getattr__(name: str) -> object:
     # The network needs torch at import time; accounting does not.
-    if name in ("MultiDomainNet", "build_model"):
+    if name in ("MultiDomainNet", "build_model", "stack_tasks"):
         from mtlsearch.models import _network
 
         return getattr(_network, name)

@@ -1,8 +1,13 @@
-"""Layers with per-task state: a conv whose first filters belong to each task, per-task norms."""
+"""Layers with per-task state: a conv whose first filters belong to each task, per-task norms.
+
+Both run one task (``state.task``) on an ordinary ``[N, C, H, W]`` batch, or every task at
+once when ``state.stacked`` is set: then the batch holds the tasks side by side in its
+channels, ``[N, tasks * C, H, W]`` (task ``t`` in channels ``t*C .. (t+1)*C``). In that
+layout a conv is one grouped call (one group per task) and a norm one ``batch_norm`` over
+``tasks * C`` channels, whatever the number of tasks.
+"""
 
 from __future__ import annotations
-
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -10,12 +15,14 @@ from torch import nn
 
 
 class TaskState:
-    """Which task the network is running; shared by every per-task layer of one network."""
+    """Which task the network is running, or all of them stacked; shared by every per-task
+    layer of one network."""
 
-    __slots__ = ("task",)
+    __slots__ = ("stacked", "task")
 
     def __init__(self) -> None:
         self.task = 0
+        self.stacked = False
 
 
 class TaskConv2d(nn.Module):
@@ -23,8 +30,9 @@ class TaskConv2d(nn.Module):
 
     ``shared`` holds the ``out_channels - k`` filters every task uses, ``specific`` the ``k``
     filters of each task (shape ``[tasks, k, ...]``). Both start as copies of the source
-    conv's filters. The forward pass is one ``conv2d`` call over the concatenated weight, so a
-    task's filters get gradients only from that task and shared filters from every task.
+    conv's filters. One task runs as one ``conv2d`` call over its concatenated weight; all
+    tasks stacked run as one grouped ``conv2d`` over every task's weight. Either way a task's
+    filters get gradients only from that task and shared filters from every task.
     """
 
     def __init__(self, conv: nn.Conv2d, *, tasks: int, k: int, state: TaskState) -> None:
@@ -32,6 +40,7 @@ class TaskConv2d(nn.Module):
         if not 0 <= k <= conv.out_channels:
             raise ValueError(f"k={k} is outside [0, {conv.out_channels}]")
         self.state = state
+        self.tasks = tasks
         self.k = k
         self.out_channels = conv.out_channels
         self.stride, self.padding = conv.stride, conv.padding
@@ -53,22 +62,95 @@ class TaskConv2d(nn.Module):
         own = specific[self.state.task]
         return own if shared is None else torch.cat((own, shared))
 
+    def _stack(self, specific: torch.Tensor | None, shared: torch.Tensor | None) -> torch.Tensor | None:
+        """Every task's full weight, task after task: ``[tasks * out_channels, ...]``."""
+        if specific is None and shared is None:
+            return None
+        if shared is not None:
+            shared = shared.unsqueeze(0).expand(self.tasks, *shared.shape)  # a view: no copy
+        full = shared if specific is None else specific if shared is None else torch.cat((specific, shared), dim=1)
+        return full.reshape(self.tasks * self.out_channels, *full.shape[2:])  # type: ignore[union-attr]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self._pick(self.specific, self.shared)
-        bias = self._pick(self.specific_bias, self.shared_bias)
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.state.stacked:
+            weight = self._stack(self.specific, self.shared)
+            bias = self._stack(self.specific_bias, self.shared_bias)
+            groups = self.groups * self.tasks
+        else:
+            weight = self._pick(self.specific, self.shared)
+            bias = self._pick(self.specific_bias, self.shared_bias)
+            groups = self.groups
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
 
     def extra_repr(self) -> str:
         return f"out_channels={self.out_channels}, task_specific={self.k}, groups={self.groups}"
 
 
-class TaskNorm(nn.Module):
-    """One copy of a normalisation layer (parameters and running statistics) per task."""
+NORM_STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
-    def __init__(self, norm: nn.Module, *, tasks: int, state: TaskState) -> None:
+
+class TaskNorm(nn.Module):
+    """A BatchNorm layer (and the activation timm fuses into it) with its own parameters and
+    running statistics per task: row ``t`` of ``weight``, ``bias``, ``running_mean`` and
+    ``running_var`` (each ``[tasks, C]``) is task ``t``'s. Stacked tasks normalise in one call.
+    """
+
+    def __init__(self, norm: nn.BatchNorm2d, *, tasks: int, state: TaskState) -> None:
         super().__init__()
+        if not isinstance(norm, nn.BatchNorm2d) or type(norm).__name__ not in ("BatchNorm2d", "BatchNormAct2d"):
+            raise ValueError(f"per-task norms support BatchNorm2d and timm's BatchNormAct2d, not {type(norm).__name__}")
         self.state = state
-        self.copies = nn.ModuleList(copy.deepcopy(norm) for _ in range(tasks))
+        self.tasks = tasks
+        self.num_features = norm.num_features
+        self.eps, self.momentum = norm.eps, norm.momentum
+        self.track_running_stats = norm.track_running_stats
+
+        def rows(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach().unsqueeze(0).repeat(tasks, *([1] * t.dim())).contiguous()
+
+        weight, bias = rows(norm.weight), rows(norm.bias)
+        self.weight = None if weight is None else nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+        self.register_buffer("running_mean", rows(norm.running_mean))
+        self.register_buffer("running_var", rows(norm.running_var))
+        self.register_buffer("num_batches_tracked", rows(norm.num_batches_tracked))
+        self.drop = getattr(norm, "drop", None) or nn.Identity()  # BatchNormAct2d's parts
+        self.act = getattr(norm, "act", None) or nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.copies[self.state.task](x)
+        stacked, task = self.state.stacked, self.state.task
+
+        def own(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.view(-1) if stacked else t[task]
+
+        update = self.training and self.track_running_stats
+        factor = 0.0 if self.momentum is None else self.momentum
+        if update and self.num_batches_tracked is not None:
+            counter = self.num_batches_tracked if stacked else self.num_batches_tracked[task]
+            counter.add_(1)
+            if self.momentum is None:  # a cumulative average: the same count for every task stacked
+                factor = 1.0 / float(counter.flatten()[0])
+        use_batch = self.training or self.running_mean is None
+        keep = not self.training or self.track_running_stats
+        x = F.batch_norm(
+            x,
+            own(self.running_mean) if keep else None,
+            own(self.running_var) if keep else None,
+            own(self.weight),
+            own(self.bias),
+            use_batch,
+            factor,
+            self.eps,
+        )
+        return self.act(self.drop(x))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        # models saved before the rows were stacked hold one ``copies.<t>`` module per task
+        for name in NORM_STATE:
+            old = [f"{prefix}copies.{t}.{name}" for t in range(self.tasks)]
+            if all(key in state_dict for key in old):
+                state_dict[prefix + name] = torch.stack([state_dict.pop(key) for key in old])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, tasks={self.tasks}, eps={self.eps}, momentum={self.momentum}"

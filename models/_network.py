@@ -21,6 +21,11 @@ class MultiDomainNet(nn.Module):
 
     Every normalisation layer and classifier is per task; in each conv layer the fraction of
     filters given by the allocation of its unit is per task as well (DESIGN.md).
+
+    ``forward_stacked(x)`` runs every task at once on images stacked in the channels
+    (``stack_tasks``): each conv and norm layer is one call for all tasks instead of one per
+    task. It needs a backbone made only of per-task convs and norms and layers that act on
+    each channel alone (``stack_blocker`` names the first module that is not).
     """
 
     def __init__(
@@ -36,6 +41,7 @@ class MultiDomainNet(nn.Module):
         spec = spec_from_model(name, backbone)
         check_allocation(spec, allocation, granularity)
         tasks = len(num_classes)
+        self.name = name
         self.state = TaskState()
         self.num_classes = tuple(num_classes)
         by_name = {c.name: c for c in spec.convs}
@@ -45,16 +51,58 @@ class MultiDomainNet(nn.Module):
                 k = specific_filters(conv, allocation.get(conv.unit(granularity), 0.0))
                 replacement: nn.Module = TaskConv2d(module, tasks=tasks, k=k, state=self.state)  # type: ignore[arg-type]
             elif isinstance(module, _BatchNorm):
-                replacement = TaskNorm(module, tasks=tasks, state=self.state)
+                replacement = TaskNorm(module, tasks=tasks, state=self.state)  # type: ignore[arg-type]
             else:
                 continue
             backbone.set_submodule(module_name, replacement)
         self.backbone = backbone
         self.heads = nn.ModuleList(nn.Linear(spec.num_features, c) for c in num_classes)
+        self.stack_blocker = _stack_blocker(backbone)
 
     def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
         self.state.task = task
         return self.heads[task](self.backbone(x))
+
+    def forward_stacked(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every task's logits from one pass over ``x = stack_tasks([x_0, x_1, ...])``."""
+        if self.stack_blocker is not None:
+            raise ValueError(f"this backbone cannot run its tasks stacked: {self.stack_blocker}")
+        tasks = len(self.heads)
+        if x.dim() != 4 or x.shape[1] % tasks:
+            raise ValueError(f"expected [N, {tasks} x channels, H, W] images, got {list(x.shape)}")
+        self.state.stacked = True
+        try:
+            features = self.backbone(x)
+        finally:
+            self.state.stacked = False
+        features = features.view(features.shape[0], tasks, -1)
+        return [head(features[:, task]) for task, head in enumerate(self.heads)]
+
+
+def stack_tasks(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One batch per task, the same size each, as one batch with the tasks side by side in
+    its channels: ``[N, tasks * C, H, W]``, the input of ``MultiDomainNet.forward_stacked``."""
+    if len({tuple(x.shape) for x in images}) != 1:
+        raise ValueError(f"stacked tasks need batches of one shape, got {[list(x.shape) for x in images]}")
+    return torch.cat(tuple(images), dim=1)
+
+
+def _stack_blocker(backbone: nn.Module) -> str | None:
+    """Why ``backbone`` cannot run stacked tasks, or None: a module other than the per-task
+    layers that holds parameters or buffers mixes channels across tasks; a cumulative-average
+    norm needs one batch count for all tasks."""
+    inside_task_layers = set()
+    for name, module in backbone.named_modules():
+        if isinstance(module, (TaskConv2d, TaskNorm)):
+            inside_task_layers.update(n for n, _ in module.named_modules(prefix=name))
+            if isinstance(module, TaskNorm) and module.momentum is None:
+                return f"{name} keeps a cumulative average (momentum None)"
+    for name, module in backbone.named_modules():
+        if name in inside_task_layers:
+            continue
+        if any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
+            return f"{name} ({type(module).__name__}) has weights that are not per task"
+    return None
 
 
 def build_model(

@@ -107,12 +107,12 @@ def best_so_far(study) -> tuple[float, int, str] | None:  # type: ignore[no-unty
     return float(top["accuracy"]), int(top["trial"]), str(top["strategy"])
 
 
-def start_workers(study, name: str, url: str, k: int, devices: list[str], *, target: int, timeout: float | None, beats, patience: float) -> bool:  # type: ignore[no-untyped-def]
+def start_workers(study, name: str, url: str, k: int, devices: list[str], *, target: int, timeout: float | None, beats, patience: float, execution: str = "auto") -> bool:  # type: ignore[no-untyped-def]
     from mtlsearch._pool import run_pool
     from mtlsearch._worker import trained_count
 
     args = ["--study-name", name, "--n-trials", str(target), "--heartbeat-interval", str(beats.interval),
-            "--grace-period", str(beats.grace), "--patience", str(patience)]  # fmt: skip
+            "--grace-period", str(beats.grace), "--patience", str(patience), "--execution", execution]  # fmt: skip
     if timeout is not None:
         args += ["--timeout", str(timeout)]
     assigned = [devices[i % len(devices)] for i in range(k)]
@@ -212,7 +212,7 @@ def show_trial(study, number: int) -> None:  # type: ignore[no-untyped-def]
     notes = [f"trial {trial.number} of {study.study_name}", trial.state.name, attrs.get("strategy", "search")]
     notes += [f"{k} {attrs[k]}" for k in ("reused_from", "retry_of", "worker", "device") if k in attrs]
     if "train_seconds" in attrs:
-        notes.append(f"trained in {attrs['train_seconds']:.1f} s")
+        notes.append(f"trained in {attrs['train_seconds']:.1f} s" + (f", tasks run {attrs['execution']}" if "execution" in attrs else ""))
     if "stopped_early" in attrs:
         stop = attrs["stopped_early"]
         notes.append(f"stopped early at step {stop['step']}: {attrs.get('probe_accuracy', float('nan')):.4f} vs median {stop['median']:.4f} - {stop['margin']:g}")

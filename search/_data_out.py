@@ -64,6 +64,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             "train_seconds": attrs.get("train_seconds"),
             "images_per_second": attrs.get("images_per_second"),
             "device": attrs.get("device"),
+            "execution": attrs.get("execution"),
             "seed": attrs.get("seed"),
             "worker": attrs.get("worker"),
             "reused_from": attrs.get("reused_from"),

@@ -42,6 +42,7 @@ class TrainResult:
     images_per_second: float
     probe_accuracy: float | None = None  # mean val accuracy at PROBE_AT of the steps, when probed
     stopped_at: int | None = None  # the step the probe stopped training at; None when trained to the end
+    execution: str = "loop"  # how the steps ran their tasks: "loop" or "stacked"
 
     @property
     def accuracy(self) -> float:
@@ -86,17 +87,27 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
     precision: contextlib.AbstractContextManager[object] | None = None,
+    *,
+    stacked: bool = False,
 ) -> torch.Tensor:
     """One optimisation step over one batch of every task; returns the summed loss, detached,
     on the device (reading it would wait for the GPU: the caller checks it once an epoch).
 
-    Each task's batch runs through that task's model; one backward over the summed loss.
+    Each task's batch runs through that task's model, one task after another, or with
+    ``stacked`` all tasks in one pass (one call per layer; batches of one size); one backward
+    over the summed loss. Both compute the same function.
     """
     import torch.nn.functional as F
 
+    from mtlsearch.models import stack_tasks
+
     optimizer.zero_grad(set_to_none=True)
     with precision or contextlib.nullcontext():
-        loss = sum(F.cross_entropy(model(to_model_input(x), task), y) for task, (x, y) in enumerate(batches))
+        if stacked:
+            logits = model.forward_stacked(to_model_input(stack_tasks([x for x, _ in batches])))
+            loss = sum(F.cross_entropy(out, y) for out, (_, y) in zip(logits, batches))
+        else:
+            loss = sum(F.cross_entropy(model(to_model_input(x), task), y) for task, (x, y) in enumerate(batches))
     loss.backward()  # type: ignore[union-attr]
     optimizer.step()
     return loss.detach()  # type: ignore[union-attr]
@@ -173,14 +184,18 @@ def train_candidate(
     seed: int,
     on_step: StepCallback | None = None,
     probe: Probe | None = None,
+    execution: str | None = None,
 ) -> TrainResult:
     """Train ``model`` on every task at once for ``fidelity.epochs`` (after the optional head
-    warm-up), then evaluate on val.
+    warm-up), then evaluate on val. ``execution`` says how each step runs the tasks (``Executor``;
+    default: ``set_execution``'s, else auto).
 
     With ``probe``, the mean val accuracy after ``PROBE_AT`` of the steps is measured and handed
     to it; when it answers True training stops there, and the result's ``task_accuracy`` is
     the accuracy at that point (``stopped_at`` says so)."""
     import torch
+
+    from mtlsearch._execution import Executor, default_execution
 
     generator = torch.Generator().manual_seed(seed)
     if fidelity.head_warmup_epochs:
@@ -205,6 +220,9 @@ def train_candidate(
         cursors[task] += batch
         return images[task][idx], labels[task][idx]
 
+    shapes = {t.train.images.shape[1:] for t in tasks}
+    blocker = model.stack_blocker or (f"their images differ in shape: {sorted(shapes)}" if len(shapes) > 1 else None)
+    executor = Executor(execution or default_execution(), blocker, (model.name, tuple(shapes), batch, device), total_steps)
     precision = fast_path(model, device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     probe_step = max(1, round(total_steps * PROBE_AT)) if probe is not None else -1
@@ -213,7 +231,9 @@ def train_candidate(
     for step in range(total_steps):
         if step % steps_per_epoch == 0:  # every epoch starts each task afresh
             cursors[:] = sizes
-        loss = train_step(model, optimizer, [next_batch(t) for t in range(len(tasks))], precision)
+        stacked = executor.way(step, device)
+        loss = train_step(model, optimizer, [next_batch(t) for t in range(len(tasks))], precision, stacked=stacked)
+        executor.after(step, device)
         finite &= torch.isfinite(loss)
         if (step + 1) % steps_per_epoch == 0 or step + 1 == total_steps:  # one host read an epoch
             if not bool(finite):
@@ -228,8 +248,8 @@ def train_candidate(
             if probe(probe_accuracy):
                 seconds = time.perf_counter() - started
                 images = probe_step * batch * len(tasks)
-                return TrainResult(at_probe, seconds, images / max(seconds, 1e-9), probe_accuracy, probe_step)
+                return TrainResult(at_probe, seconds, images / max(seconds, 1e-9), probe_accuracy, probe_step, executor.name)
     seconds = time.perf_counter() - started
     accuracy = evaluate(model, tasks, device=device)
     trained_images = total_steps * batch * len(tasks)
-    return TrainResult(accuracy, seconds, trained_images / max(seconds, 1e-9), probe_accuracy)
+    return TrainResult(accuracy, seconds, trained_images / max(seconds, 1e-9), probe_accuracy, execution=executor.name)

@@ -65,7 +65,7 @@ def train_full(
     started = time.perf_counter()
     result = train_candidate(model, tasks, fidelity, device=device, seed=settings.seed, on_step=on_step)
     test = evaluate(model, tasks, split="test", device=device)
-    log(f"trained in {result.train_seconds:.1f} s ({result.images_per_second:.0f} images/s)")
+    log(f"trained in {result.train_seconds:.1f} s ({result.images_per_second:.0f} images/s, tasks run {result.execution})")
     for task in tasks:
         log(f"{task.name}: val {result.task_accuracy[task.name]:.4f}  test {test[task.name]:.4f}")
     counts = candidate.counts
@@ -88,6 +88,7 @@ def train_full(
         "epochs": epochs,
         "train_images": {t.name: len(t.train) for t in tasks},
         "train_seconds": time.perf_counter() - started,
+        "execution": result.execution,
         "seed": settings.seed,
         "weights": str(weights) if weights else None,
         "source": source or {},

@@ -268,6 +268,7 @@ def run_worker(
                 "train_seconds": outcome.train_seconds,
                 "images_per_second": outcome.images_per_second,
                 "device": device,
+                "execution": outcome.execution,
                 "seed": settings.seed,
             }
             values = [outcome.accuracy, float(candidate.counts.total)]
@@ -283,7 +284,7 @@ def run_worker(
                 continue
         else:
             earlier = outcome  # type: ignore[assignment]
-            keep = ("task_accuracy", "train_seconds", "images_per_second", "device", "seed")
+            keep = ("task_accuracy", "train_seconds", "images_per_second", "device", "execution", "seed")
             attrs = {k: earlier.user_attrs[k] for k in keep if k in earlier.user_attrs} | {REUSED_ATTR: earlier.number}
             values = list(earlier.values)
         frozen = _tell(study, patience, trial, values=values, attrs=attrs)

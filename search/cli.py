@@ -52,6 +52,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option(help="Start every candidate 
 WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's classifier alone, on frozen features, before joint training (the paper's pre-training; default 0).")]
 SamplerOpt = Annotated[Optional[str], typer.Option(help="tpe (default), random, nsga2 or gp: docs/search-quality.md compares them.")]
 EarlyStopOpt = Annotated[Optional[float], typer.Option(help="Opt-in: stop a candidate whose mean val accuracy at a third of its steps is this far below the median of finished trials (e.g. 0.02).")]
+ExecutionOpt = Annotated[str, typer.Option(help="How a training step runs the tasks: auto (the faster way on this machine, timed on the first steps), loop (task after task) or stacked (all tasks in one call per layer). loop or stacked repeat a run bit for bit on the CPU.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
 NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
 TimeoutOpt = Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")]
@@ -82,6 +83,7 @@ def run(
     weights: WeightsOpt = None,
     sampler: SamplerOpt = None,
     early_stop: EarlyStopOpt = None,
+    execution: ExecutionOpt = "auto",
     repeats: Annotated[int, typer.Option(help="After the search, retrain the front's candidates (and bottom-specific) with this many new seeds; the report shows the spread.", min=0)] = 0,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
@@ -90,7 +92,9 @@ def run(
 ) -> None:
     """Create or resume a study and train candidates until it holds N trained trials."""
     from mtlsearch._storage import Heartbeat, resolve_url
+    from mtlsearch._execution import set_execution
 
+    set_execution(execution)
     settings = study_settings(
         preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
         granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
@@ -125,7 +129,7 @@ def run(
             console.print("[yellow]stopped: the running trial was failed and will be retried on the next run[/]")
     else:
         interrupted = start_workers(study, name, url, workers, device_list, target=target, timeout=timeout,
-                                beats=beats, patience=patience)  # fmt: skip
+                                beats=beats, patience=patience, execution=execution)  # fmt: skip
     if repeats and not interrupted:
         try:
             repeat_front(study, settings, tasks, repeats, device_list[0])
@@ -197,11 +201,14 @@ def worker(
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
+    execution: ExecutionOpt = "auto",
     events: Annotated[bool, typer.Option(help="Progress as JSON lines on stdout (for 'run --workers').", hidden=True)] = False,
 ) -> None:
     """Join a study and train candidates until its target of trained trials is reached."""
     from mtlsearch._storage import Heartbeat, resolve_url
+    from mtlsearch._execution import set_execution
 
+    set_execution(execution)
     beats = Heartbeat(heartbeat_interval, grace_period)
     url = resolve_url(storage)
     quiet_libraries()
@@ -388,8 +395,12 @@ def train(
     head_warmup_epochs: WarmupOpt = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's image folders.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    execution: ExecutionOpt = "auto",
 ) -> None:
     """Train one candidate at full fidelity, test it, and save it (weights, card, log)."""
+    from mtlsearch._execution import set_execution
+
+    set_execution(execution)
     if (trial is None) == (strategy is None):
         raise UsageError("pass exactly one of --trial N and --strategy NAME")
     if weights is not None and not weights.is_file():

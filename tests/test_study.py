@@ -66,8 +66,9 @@ def test_trained_trials_carry_the_contract_attributes(storage, tiny_settings) ->
     for trial in complete:
         assert set(trial.user_attrs) >= {
             "strategy", "task_accuracy", "specific_fraction", "params", "allocation",
-            "train_seconds", "images_per_second", "device", "seed",
+            "train_seconds", "images_per_second", "device", "execution", "seed",
         }  # fmt: skip
+        assert trial.user_attrs["execution"] in ("loop", "stacked")
         assert trial.values[1] == trial.user_attrs["params"]
         assert trial.system_attrs["constraints"][0] == pytest.approx(trial.user_attrs["specific_fraction"] - settings.budget)
         assert trial.system_attrs["constraints"][0] <= 0

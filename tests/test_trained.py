@@ -41,9 +41,10 @@ def test_train_command_end_to_end(tiny_settings, tmp_path: Path) -> None:
     settings, _ = tiny_settings
     url = f"sqlite:///{tmp_path / 'study.db'}"
     create_or_load(open_storage(url), "s", settings)
-    result = run_cli("train", "--storage", url, "--strategy", "top-specific", "--epochs", "1", "--out", "model", cwd=tmp_path)
+    result = run_cli("train", "--storage", url, "--strategy", "top-specific", "--epochs", "1", "--out", "model", "--execution", "stacked", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     card = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert card["execution"] == "stacked"
     assert card["source"] == {"study": "s", "strategy": "top-specific"} and card["epochs"] == 1
     assert card["train_images"] == dict.fromkeys(settings.tasks, 2000)  # all training images, not the brief subset
     log = (tmp_path / "model" / "train.log").read_text()
@@ -91,8 +92,9 @@ def test_a_local_checkpoint_initialises_the_backbone_and_every_task_copy(tiny_se
                 assert torch.equal(module.shared, weight[module.k :])
             checked += 1
         elif isinstance(module, TaskNorm):
-            for copy in module.copies:
-                assert torch.equal(copy.weight, state[f"{name}.weight"])
+            for task in range(len(settings.num_classes)):
+                assert torch.equal(module.weight[task], state[f"{name}.weight"])
+                assert torch.equal(module.running_var[task], state[f"{name}.running_var"])
     assert checked > 0
 
 

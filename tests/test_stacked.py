@@ -1,0 +1,136 @@
+"""All tasks in one pass (``--execution stacked``) against one task at a time (``loop``)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import run_cli
+from mtlsearch.models import BACKBONES, backbone_spec, build_model, stack_tasks, strategy_allocation
+from mtlsearch.models._layers import TaskConv2d, TaskNorm
+
+
+def _allocation(backbone: str, strategy: str = "random", budget: float = 0.2) -> dict[str, float]:
+    return strategy_allocation(strategy, backbone_spec(backbone), "block", budget, seed=1)
+
+
+def _model(backbone: str, classes=(5, 3, 7), strategy: str = "random", budget: float = 0.2):  # type: ignore[no-untyped-def]
+    allocation = _allocation(backbone, strategy, budget)
+    torch.manual_seed(0)
+    model = build_model(backbone, num_classes=list(classes), allocation=allocation, granularity="block")
+    with torch.no_grad():  # no zero-initialised norm, and tasks that differ from the start
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_stacked_tasks_compute_what_one_task_at_a_time_does(backbone: str) -> None:
+    loop = _model(backbone).double().train()
+    stacked = copy.deepcopy(loop)
+    assert stacked.stack_blocker is None
+    generator = torch.Generator().manual_seed(0)
+    xs = [torch.randn(4, 3, 32, 32, generator=generator, dtype=torch.float64) for _ in range(3)]
+    ys = [torch.randint(0, c, (4,), generator=generator) for c in (5, 3, 7)]
+
+    one_by_one = [loop(x, t) for t, x in enumerate(xs)]
+    together = stacked.forward_stacked(stack_tasks(xs))
+    sum(F.cross_entropy(o, y) for o, y in zip(one_by_one, ys)).backward()
+    sum(F.cross_entropy(o, y) for o, y in zip(together, ys)).backward()
+
+    for a, b in zip(one_by_one, together):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    for (name, a), b in zip(loop.named_parameters(), stacked.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-7, atol=1e-9, msg=name)
+    for (name, a), b in zip(loop.named_buffers(), stacked.buffers()):  # each task's running statistics
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
+
+
+def _calls(monkeypatch, model, run) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    counts = {"conv2d": 0, "batch_norm": 0}
+    for name in counts:
+        real = getattr(F, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            counts[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(F, name, counted)
+    run()
+    monkeypatch.undo()
+    return counts["conv2d"], counts["batch_norm"]
+
+
+def test_stacked_tasks_make_one_call_per_layer_whatever_the_number_of_tasks(monkeypatch) -> None:
+    model = _model("resnet18-narrow", classes=(10, 10, 10, 10))
+    convs = sum(isinstance(m, TaskConv2d) for m in model.modules())
+    norms = sum(isinstance(m, TaskNorm) for m in model.modules())
+    assert convs == len(backbone_spec("resnet18-narrow").convs) and norms > 0
+    xs = [torch.randn(2, 3, 28, 28) for _ in range(4)]
+    assert _calls(monkeypatch, model, lambda: [model(x, t) for t, x in enumerate(xs)]) == (4 * convs, 4 * norms)
+    assert _calls(monkeypatch, model, lambda: model.forward_stacked(stack_tasks(xs))) == (convs, norms)
+
+
+def test_models_saved_with_one_norm_module_per_task_still_load() -> None:
+    model = _model("resnet18-narrow").eval()
+    old = {}  # the layout saved before the norms' rows were stacked: <norm>.copies.<task>.<name>
+    norms = {name for name, m in model.named_modules() if isinstance(m, TaskNorm)}
+    for key, value in model.state_dict().items():
+        owner, _, field = key.rpartition(".")
+        if owner in norms:
+            old.update({f"{owner}.copies.{t}.{field}": value[t].clone() for t in range(3)})
+        else:
+            old[key] = value.clone()
+    fresh = build_model("resnet18-narrow", num_classes=[5, 3, 7], allocation=_allocation("resnet18-narrow"), granularity="block").eval()
+    fresh.load_state_dict(old, strict=True)
+    x = torch.randn(2, 3, 28, 28)
+    for task in range(3):
+        torch.testing.assert_close(fresh(x, task), model(x, task))
+
+
+def test_auto_times_both_ways_once_then_keeps_the_faster(tiny_settings) -> None:
+    from mtlsearch import _execution, _train
+
+    settings, tasks = tiny_settings
+    fidelity = dataclasses.replace(settings.fidelity, batch_size=8, epochs=2)  # 16 steps: enough to time
+    chosen = []
+    _execution._FASTER.clear()
+    for execution in ("auto", "auto", "loop", "stacked"):
+        model = _model(settings.backbone, classes=settings.num_classes, strategy="bottom-specific", budget=0.1)
+        result = _train.train_candidate(model, tasks, fidelity, device="cpu", seed=0, execution=execution)
+        chosen.append(result.execution)
+        if len(chosen) == 1:  # the first training timed both ways and kept a verdict
+            [(key, stacked)] = _execution._FASTER.items()
+            assert chosen[0] == ("stacked" if stacked else "loop")
+            _execution._FASTER[key] = not stacked  # the next training of its kind must follow the verdict, not time again
+    _execution._FASTER.clear()
+    assert chosen[1] != chosen[0]
+    assert chosen[2:] == ["loop", "stacked"]
+
+
+def test_bad_execution_exits_2_and_stores_nothing(tmp_path: Path) -> None:
+    result = run_cli("run", "--execution", "fast", "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--execution 'fast'" in result.stderr and "auto, loop, stacked" in result.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_the_execution_is_stored_with_each_trial(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = run_cli("run", "--storage", url, "--study-name", "s", "--n-trials", "1", "--epochs", "1", "--train-size", "64",
+                     "--execution", "stacked", "--out", "r", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        rows = db.execute("select value_json from trial_user_attributes where key = 'execution'").fetchall()
+    assert rows == [('"stacked"',)]
+    shown = run_cli("show", "--storage", url, "--trial", "0", cwd=tmp_path)
+    assert shown.returncode == 0 and "tasks run stacked" in shown.stdout
+    exported = run_cli("export", "--storage", url, "--out", "t.csv", cwd=tmp_path)
+    assert exported.returncode == 0 and list(pd.read_csv(tmp_path / "t.csv")["execution"]) == ["stacked"]
