@@ -2,14 +2,22 @@
 # The GPU measurement of docs/benchmarks.md as one command: the multi-domain training step
 # (both ways: loop and stacked) against plain timm training of the same backbone, for the
 # paper's two backbones at 224 px, 5 tasks of 32 images each per step, budget 0.2 as in the
-# FGC presets. Needs mtlsearch installed (pip install -e .) and an NVIDIA GPU; about 2 min.
+# FGC presets. Needs an NVIDIA GPU and torch, torchvision and timm; mtlsearch itself is
+# built from this checkout when it is not installed (offline: no dependencies fetched).
+# About two minutes.
 #
 #     bash benchmarks/gpu_throughput.sh [cuda:N] | tee gpu-throughput.txt
 set -euo pipefail
 device=${1:-cuda}
+python=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
-python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
+if ! "$python" -c "import mtlsearch" 2>/dev/null; then
+    site=$(mktemp -d)
+    "$python" -m pip install -q --no-deps --no-build-isolation --target "$site" .
+    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+"$python" -c "import torch, timm; assert torch.cuda.is_available(), 'no CUDA device'; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name(0))"
 for backbone in mobilenetv2_100 resnet50; do
-    python benchmarks/step_throughput.py --device "$device" --backbone "$backbone" --image-size 224 \
+    "$python" benchmarks/step_throughput.py --device "$device" --backbone "$backbone" --image-size 224 \
         --tasks 5 --batch 32 --classes 100 --budget 0.2 --steps 20 --rounds 5
 done
