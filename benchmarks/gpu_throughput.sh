@@ -3,7 +3,7 @@
 # (both ways: loop and stacked) against plain timm training of the same backbone, for the
 # paper's two backbones at 224 px, 5 tasks of 32 images each per step, budget 0.2 as in the
 # FGC presets. Needs an NVIDIA GPU and torch, torchvision and timm; mtlsearch itself is
-# built from this checkout when it is not installed (offline: no dependencies fetched).
+# taken from this checkout when it is not installed (nothing is built or fetched).
 # About two minutes.
 #
 #     bash benchmarks/gpu_throughput.sh [cuda:N] | tee gpu-throughput.txt
@@ -11,9 +11,11 @@ set -euo pipefail
 device=${1:-cuda}
 python=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
-if ! "$python" -c "import mtlsearch" 2>/dev/null; then
+if ! "$python" -c "import mtlsearch" 2>/dev/null; then  # the package as pyproject maps it, no build
     site=$(mktemp -d)
-    "$python" -m pip install -q --no-deps --no-build-isolation --target "$site" .
+    mkdir "$site/mtlsearch"
+    ln -s "$PWD"/search/* "$site/mtlsearch/"
+    for sub in models datasets studies; do ln -s "$PWD/$sub" "$site/mtlsearch/$sub"; done
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 "$python" -c "import torch, timm; assert torch.cuda.is_available(), 'no CUDA device'; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_device_name(0))"
