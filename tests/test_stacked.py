@@ -133,4 +133,5 @@ def test_the_execution_is_stored_with_each_trial(tmp_path: Path) -> None:
     shown = run_cli("show", "--storage", url, "--trial", "0", cwd=tmp_path)
     assert shown.returncode == 0 and "tasks run stacked" in shown.stdout
     exported = run_cli("export", "--storage", url, "--out", "t.csv", cwd=tmp_path)
-    assert exported.returncode == 0 and list(pd.read_csv(tmp_path / "t.csv")["execution"]) == ["stacked"]
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert exported.returncode == 0 and list(frame.loc[frame.state == "COMPLETE", "execution"]) == ["stacked"]
