@@ -76,11 +76,10 @@ def cached_train(cache: Cache, log: list[dict]):  # type: ignore[no-untyped-def]
             }  # fmt: skip
             cache.put(row)
         stopped = probe is not None and probe(row["probe_accuracy"])
-        seconds = row["seconds_to_probe"] + row["probe_eval_seconds"] if stopped else row["seconds"] + (row["probe_eval_seconds"] if probe else 0.0)
+        seconds = (row["seconds_to_probe"] if stopped else row["seconds"]) + (row["probe_eval_seconds"] if probe else 0.0)
         # cost against training this candidate to the end without the rule, from one row's own timings
         # (all taken in one process at one time, so other load on the machine cancels out)
-        relative = (row["seconds_to_probe"] if stopped else row["seconds"]) + (row["probe_eval_seconds"] if probe else 0.0)
-        log.append({"key": row["key"], "seconds": seconds, "stopped": stopped, "relative_cost": relative / row["seconds"]})
+        log.append({"key": row["key"], "seconds": seconds, "stopped": stopped, "relative_cost": seconds / row["seconds"]})
         if stopped:
             return TrainResult({"mean": row["probe_accuracy"]}, seconds, 0.0, row["probe_accuracy"], 1)
         return TrainResult(row["task_accuracy"], seconds, 0.0, row["probe_accuracy"] if probe else None)

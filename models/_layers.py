@@ -128,8 +128,8 @@ class TaskNorm(nn.Module):
         if update and self.num_batches_tracked is not None:
             counter = self.num_batches_tracked if stacked else self.num_batches_tracked[task]
             counter.add_(1)
-            if self.momentum is None:  # a cumulative average: the same count for every task stacked
-                factor = 1.0 / float(counter.flatten()[0])
+            if self.momentum is None:  # a cumulative average (one task only: such a norm never stacks)
+                factor = 1.0 / float(counter)
         use_batch = self.training or self.running_mean is None
         keep = not self.training or self.track_running_stats
         x = F.batch_norm(

@@ -91,14 +91,10 @@ def _stack_blocker(backbone: nn.Module) -> str | None:
     """Why ``backbone`` cannot run stacked tasks, or None: a module other than the per-task
     layers that holds parameters or buffers mixes channels across tasks; a cumulative-average
     norm needs one batch count for all tasks."""
-    inside_task_layers = set()
     for name, module in backbone.named_modules():
+        if isinstance(module, TaskNorm) and module.momentum is None:
+            return f"{name} keeps a cumulative average (momentum None)"
         if isinstance(module, (TaskConv2d, TaskNorm)):
-            inside_task_layers.update(n for n, _ in module.named_modules(prefix=name))
-            if isinstance(module, TaskNorm) and module.momentum is None:
-                return f"{name} keeps a cumulative average (momentum None)"
-    for name, module in backbone.named_modules():
-        if name in inside_task_layers:
             continue
         if any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
             return f"{name} ({type(module).__name__}) has weights that are not per task"
