@@ -132,14 +132,32 @@ def start_workers(study, name: str, url: str, k: int, devices: list[str], *, tar
 
 
 def stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM stop the worker cleanly, even where the shell started us ignoring them."""
+    """Ctrl-C and SIGTERM stop the worker cleanly, even where the shell started us ignoring them.
+
+    A stop that lands in a finaliser or a garbage-collection callback (SQLAlchemy has some) is
+    swallowed there by Python; it is raised again 50 ms later, to land in the worker's own code
+    (again, should it land in one more such callback).
+    """
     import signal
+    import sys
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if not hasattr(signal, "setitimer"):  # Windows
+        return
+    default = sys.unraisablehook
+
+    def swallowed(info: sys.UnraisableHookArgs) -> None:
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+        else:
+            default(info)
+
+    signal.signal(signal.SIGALRM, stop)
+    sys.unraisablehook = swallowed
 
 
 def work(study, settings, tasks: list, *, n_trials: int, timeout: float | None, device: str, beats, patience: float, events: bool = False) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -252,3 +254,25 @@ def test_the_documented_slurm_and_kubernetes_workers_run(pg_url: str, tmp_path: 
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert pod.returncode == 0, pod.stderr
     assert len(_trained(_study(pg_url, name))) == 3
+
+
+def test_a_stop_swallowed_by_a_finaliser_still_stops_the_worker() -> None:
+    code = """
+import os, signal
+from mtlsearch._cli_support import stop_on_signals
+stop_on_signals()
+class Finaliser:
+    def __del__(self):  # like a garbage-collection callback: Python ignores what it raises
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100_000):
+            pass
+try:
+    Finaliser()
+    for _ in range(10_000_000):
+        pass
+    print("missed")
+except KeyboardInterrupt:
+    print("stopped")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "stopped", result.stderr
