@@ -109,5 +109,6 @@ def main() -> None:
     best = max(median[w] for w in ("loop", "stacked") if w in median)
     print(f"ratio={best / median['plain']:.3f}")
 
+
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import time
 
 EXECUTIONS = ("auto", "loop", "stacked")
 
-# --execution auto, per process: (backbone, tasks, batch shape, device) -> the faster way, stacked?
+# --execution auto, per process: (backbone, tasks, image shape, batch, device) -> the faster way, stacked?
 _FASTER: dict[tuple[object, ...], bool] = {}
 _EXECUTION = ["auto"]  # this process's --execution
 
@@ -34,10 +34,10 @@ class Executor:
     """Which way the training steps run their tasks: ``loop`` (task after task), ``stacked``
     (all tasks in one pass, one call per layer), or ``auto``.
 
-    ``auto`` takes the way this process found faster for the same backbone, tasks, batch
-    shape and device. The first training of its kind finds out on its own first steps: two
-    warm-up steps each way, then four timed steps each way, alternating (real training steps:
-    both ways compute the same function). The faster way by its quickest step is kept, which
+    ``auto`` takes the way this process found faster for the same backbone, number of tasks,
+    image shape, batch and device. The first training of its kind finds out on its own first
+    steps: two warm-up steps each way, then four timed steps each way, alternating (real
+    training steps: both ways compute the same function). The faster way by its quickest step is kept, which
     a heartbeat or a progress redraw landing on one step cannot sway. Backbones that cannot
     stack run ``loop``.
     """

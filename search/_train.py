@@ -222,7 +222,7 @@ def train_candidate(
 
     shapes = {t.train.images.shape[1:] for t in tasks}
     blocker = model.stack_blocker or (f"their images differ in shape: {sorted(shapes)}" if len(shapes) > 1 else None)
-    executor = Executor(execution or default_execution(), blocker, (model.name, tuple(shapes), batch, device), total_steps)
+    executor = Executor(execution or default_execution(), blocker, (model.name, len(tasks), tuple(shapes), batch, device), total_steps)
     precision = fast_path(model, device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     probe_step = max(1, round(total_steps * PROBE_AT)) if probe is not None else -1
