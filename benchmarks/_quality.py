@@ -1,12 +1,16 @@
-"""Shared by the search-quality benchmarks: candidates trained in this process, results kept.
+"""Shared by the search-quality benchmarks: candidates trained here, results kept.
 
-Every result is appended to a JSON-lines file under ``benchmarks/results/`` keyed by the
-allocation (its filter counts), the fidelity and the seed, so a rerun (or another script)
-reuses what was already trained instead of training it again.
+Every result is appended to a JSON-lines file under ``benchmarks/results/`` keyed by the data
+(``data_id``: an embedded benchmark's name and the digest of its file, so a rebuilt file never
+reuses results of another), the allocation (its filter counts), the fidelity and the seed, so a
+rerun (or another script) reuses what was already trained instead of training it again. Rows
+from before the data was part of the key are ``fashion-domains`` ones (then the embedded
+default, whose file has not changed since).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -15,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from mtlsearch._settings import Settings, resolve_settings
-from mtlsearch._train import Fidelity, train_candidate
+import mtlsearch
+from mtlsearch import Fidelity, Settings
 from mtlsearch.datasets import load_tasks
-from mtlsearch.models import Candidate, backbone_spec, build_model
+from mtlsearch.models import Candidate, backbone_spec
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -33,25 +37,54 @@ def with_fidelity(settings: Settings, spec: str) -> Settings:
     return replace(settings, fidelity=replace(settings.fidelity, epochs=epochs, train_size=size))
 
 
+OLD_DATASET = "fashion-domains"  # rows written before the key held the data
+EXECUTION = "stacked"  # pinned: a rerun on the CPU repeats bit for bit
+
+
 class Cache:
-    """``(candidate key, fidelity, seed) -> result`` on disk, one JSON object per line."""
+    """``(dataset, candidate key, fidelity, seed) -> result`` on disk, one JSON object per line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rows: dict[tuple[str, str, int], dict] = {}
+        self.rows: dict[tuple[str, str, str, int], dict] = {}
         if path.exists():
             for line in path.read_text().splitlines():
                 row = json.loads(line)
-                self.rows[(row["key"], row["fidelity"], row["seed"])] = row
+                self.rows[(_data_of(row), row["key"], row["fidelity"], row["seed"])] = row
 
-    def get(self, key: str, fidelity: str, seed: int) -> dict | None:
-        return self.rows.get((key, fidelity, seed))
+    def get(self, key: str, fidelity: str, seed: int, data: str) -> dict | None:
+        return self.rows.get((data, key, fidelity, seed))
 
     def put(self, row: dict) -> None:
-        self.rows[(row["key"], row["fidelity"], row["seed"])] = row
+        self.rows[(_data_of(row), row["key"], row["fidelity"], row["seed"])] = row
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def data_id(settings: Settings) -> str:
+    """What the results of ``settings`` were trained on: an embedded benchmark's name with the
+    digest of its file, else the dataset's name and its root."""
+    return _data_id(settings.dataset, settings.data_root)
+
+
+@functools.cache
+def _data_id(dataset: str, data_root: str | None) -> str:
+    import hashlib
+    from importlib import resources
+
+    from mtlsearch.datasets import EMBEDDED_BENCHMARKS
+
+    if dataset in EMBEDDED_BENCHMARKS:
+        path = resources.files("mtlsearch.datasets").joinpath(EMBEDDED_BENCHMARKS[dataset].file)
+        return f"{dataset}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return f"{dataset}:{data_root}"
+
+
+def _data_of(row: dict) -> str:
+    if "data" in row:
+        return row["data"]
+    return _data_id(OLD_DATASET, None) if row.get("dataset", OLD_DATASET) == OLD_DATASET else row["dataset"]
 
 
 _TASKS: dict[tuple[str, int, int], list] = {}
@@ -69,27 +102,64 @@ def candidate(settings: Settings, allocation: Mapping[str, float], strategy: str
     return Candidate.create(backbone_spec(settings.backbone), [t.num_classes for t in tasks], allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
 
 
-def train(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, *, label: str = "") -> dict:
-    """Mean and per-task val accuracy of one allocation at ``settings.fidelity`` and ``seed``:
-    the worker's own recipe (same init seed, same training loop)."""
+def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, label: str) -> dict:
+    """The worker's own recipe (same init seed, same training loop), timed."""
     cand = candidate(settings, allocation)
-    fid = fidelity_name(settings.fidelity)
-    found = cache.get(cand.key, fid, seed)
-    if found is not None:
-        return found
     tasks = tasks_for(settings)
     started = time.perf_counter()
-    torch.manual_seed(seed)
-    model = build_model(settings.backbone, num_classes=[t.num_classes for t in tasks], allocation=dict(allocation), granularity=settings.granularity)  # type: ignore[arg-type]
-    result = train_candidate(model, tasks, settings.fidelity, device="cpu", seed=seed)
-    row = {
-        "key": cand.key, "fidelity": fid, "seed": seed, "label": label, "accuracy": result.accuracy,
-        "task_accuracy": result.task_accuracy, "params": cand.counts.total, "specific_fraction": cand.specific_fraction,
-        "seconds": time.perf_counter() - started, "allocation": dict(allocation),
+    _, result = mtlsearch.train_allocation(dict(allocation), settings, tasks, device="cpu", seed=seed, execution=EXECUTION)
+    return {
+        "dataset": settings.dataset, "data": data_id(settings), "key": cand.key, "fidelity": fidelity_name(settings.fidelity), "seed": seed, "label": label,
+        "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "params": cand.counts.total,
+        "specific_fraction": cand.specific_fraction, "seconds": time.perf_counter() - started,
+        "train_seconds": result.train_seconds, "allocation": dict(allocation),
     }  # fmt: skip
-    cache.put(row)
-    return row
 
 
-def embedded(**overrides: object) -> Settings:
-    return resolve_settings("embedded", **overrides)
+def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache) -> dict | None:
+    return cache.get(candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed, data_id(settings))
+
+
+def train(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, *, label: str = "") -> dict:
+    """Mean and per-task val accuracy of one allocation at ``settings.fidelity`` and ``seed``."""
+    found = _cached(settings, allocation, seed, cache)
+    if found is None:
+        found = _train_row(settings, allocation, seed, label)
+        cache.put(found)
+    return found
+
+
+Job = tuple[Settings, Mapping[str, float], int, str]  # settings, allocation, seed, label
+
+
+def _pool_job(job: Job) -> dict:
+    torch.set_num_threads(1)
+    return _train_row(*job)
+
+
+def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Every job's row, training the ones not in ``cache`` in ``processes`` processes of one
+    torch thread each (the 2-core machine: one per core); the parent alone writes the cache."""
+    missing = [job for job in jobs if _cached(job[0], job[1], job[2], cache) is None]
+    keyed = {(data_id(job[0]), candidate(job[0], job[1]).key, fidelity_name(job[0].fidelity), job[2]): job for job in missing}
+    missing = list(keyed.values())  # one training per candidate, fidelity and seed
+    if processes <= 1:
+        for job in missing:
+            row = _train_row(*job)
+            cache.put(row)
+            if on_row is not None:
+                on_row(row)
+    elif missing:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(processes) as pool:
+            for row in pool.imap_unordered(_pool_job, missing):
+                cache.put(row)
+                if on_row is not None:
+                    on_row(row)
+    return [_cached(s, a, seed, cache) for s, a, seed, _ in jobs]  # type: ignore[misc]
+
+
+def embedded(preset: str = "embedded", **overrides: object) -> Settings:
+    """A preset's settings (the embedded default unless named) with the tasks filled in."""
+    return mtlsearch.study_settings(preset, **overrides)

@@ -1,17 +1,21 @@
-"""Does the brief training rank candidates the way longer training does? (issue: proxy fidelity)
+"""Does the brief training rank candidates the way longer training does, and reproducibly?
 
-    python benchmarks/proxy_fidelity.py --seeds 0 1 --threads 1
+    python benchmarks/proxy_fidelity.py --seeds 0 1
+    python benchmarks/proxy_fidelity.py --fidelities 10x250 15x250 --seeds 0 1
 
-Twelve candidates on the embedded benchmark: the four baselines at budget 0.1 (shared,
-bottom-specific, top-specific, random) and eight feasible allocations drawn from the study's
-own search space (four at budget 0.1, four at 0.2). Each is trained at several fidelities
-(``EPOCHSxIMAGES`` per task; the embedded default is 5x1000) and at the reference fidelity
-13x2000 (5.2 times the default's images: every training image, 13 epochs), for every seed.
+Candidates on a preset's benchmark (the embedded default unless ``--preset``): the four
+baselines at the preset's budget, the hand-made allocation of ``benchmark_separation.py`` and
+``--searched`` allocations drawn from the study's own search space (random ``total`` on its
+log scale and random shares: what random search proposes). Each is trained at every
+``--fidelities`` (``EPOCHSxIMAGES`` per task; the preset's own is added) and at the
+``--reference`` fidelity (three times the preset's epochs on the same images: on fashion-mux
+the 250 training images of a domain are all it has), for every seed, in two processes of one
+torch thread each. Everything trained is kept in ``benchmarks/results/trained.jsonl``.
 
-Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of
-each fidelity (seed-mean) with the reference (seed-mean), and the reference against itself
-across seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity.json``.
-The last line is ``spearman=<default fidelity vs reference>``.
+Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
+fidelity (seed-mean) with the reference (seed-mean), and of the reference with itself across
+two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>.json``.
+The last line is ``spearman=<preset fidelity vs reference>``.
 """
 
 from __future__ import annotations
@@ -20,84 +24,85 @@ import argparse
 import json
 import math
 import random
+from pathlib import Path
 
 import pandas as pd
-import torch
 
-from _quality import RESULTS, Cache, candidate, embedded, train, with_fidelity
+from _quality import RESULTS, Cache, embedded, fidelity_name, train_many, with_fidelity
+from benchmark_separation import candidates as fixed_candidates
+from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
-from mtlsearch.models import BASELINES, strategy_allocation
-
-REFERENCE = "13x2000"
-DEFAULT = "5x1000"
 
 
-def searched(budget: float, count: int, seed: int) -> list[dict[str, float]]:
-    """``count`` feasible allocations drawn uniformly from the study's space at ``budget``."""
-    settings = embedded(budget=budget)
+def searched(settings, count: int, seed: int) -> list[dict[str, float]]:  # type: ignore[no-untyped-def]
+    """``count`` allocations drawn from the study's space as random search draws them."""
     space = space_for(settings)
     rng = random.Random(seed)
-    found: list[dict[str, float]] = []
-    while len(found) < count:
-        allocation = {u: rng.uniform(0.0, cap) for u, cap in space.caps.items()}
-        if candidate(settings, allocation).violation(budget) <= 0:
-            found.append(allocation)
+    found = []
+    for _ in range(count):
+        total = math.exp(rng.uniform(math.log(space.smallest), math.log(settings.budget)))
+        found.append(space.allocation(total, {u: rng.random() for u in space.unit_convs}))
     return found
+
+
+def drawn_params(settings, allocation) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    params = space_for(settings).params(allocation)
+    return {"total": params.get(TOTAL_PARAM, 0.0), **{k.removeprefix(SHARE_PREFIX): v for k, v in params.items() if k != TOTAL_PARAM}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="embedded")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--fidelities", nargs="+", default=["2x500", "2x1000", DEFAULT])
-    parser.add_argument("--reference", default=REFERENCE)
-    parser.add_argument("--searched", type=int, default=4, help="searched allocations per budget (0.1 and 0.2)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--fidelities", nargs="*", default=[], help="cheaper fidelities to rank too (the preset's is always in)")
+    parser.add_argument("--reference", help="EPOCHSxIMAGES (default: 3 x the preset's epochs, same images)")
+    parser.add_argument("--searched", type=int, default=8, help="allocations drawn from the search space")
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cache = Cache(__import__("pathlib").Path(args.cache))
-    base = embedded()
-    spec = space_for(base).spec
-    candidates = [(s, strategy_allocation(s, spec, base.granularity, 0.1, seed=base.seed)) for s in BASELINES]  # type: ignore[arg-type]
-    candidates += [(f"searched@0.1 #{i}", a) for i, a in enumerate(searched(0.1, args.searched, seed=1))]
-    candidates += [(f"searched@0.2 #{i}", a) for i, a in enumerate(searched(0.2, args.searched, seed=2))]
-    fidelities = [*args.fidelities, args.reference]
-    rows = []
-    for fid in fidelities:  # cheap fidelities first: partial results are useful early
-        settings = with_fidelity(base, fid)
-        for label, allocation in candidates:
-            for seed in args.seeds:
-                r = train(settings, allocation, seed, cache, label=label)
-                rows.append({"candidate": label, "fidelity": fid, "seed": seed, "accuracy": r["accuracy"],
-                             "specific_fraction": r["specific_fraction"], "params": r["params"], "seconds": r["seconds"]})  # fmt: skip
-                print(f"  {fid:>8} seed {seed} {label:<16} specific {r['specific_fraction']:.3f}  accuracy {r['accuracy']:.4f}  {r['seconds']:5.1f} s", flush=True)
+    base = embedded(args.preset)
+    default = fidelity_name(base.fidelity)
+    reference = args.reference or f"{3 * base.fidelity.epochs}x{base.fidelity.train_size}"
+    fidelities = list(dict.fromkeys([*args.fidelities, default, reference]))
+    cache = Cache(Path(args.cache))
+    candidates = [*fixed_candidates(base).items()][:-1]  # the baselines and the hand-made one, not independent
+    candidates += [(f"searched #{i}", a) for i, a in enumerate(searched(base, args.searched, seed=1))]
+    jobs = [(with_fidelity(base, fid), allocation, seed, label) for fid in fidelities for label, allocation in candidates for seed in args.seeds]
+
+    def progress(row: dict) -> None:
+        print(f"  {row['fidelity']:>8} seed {row['seed']} {row['label']:<24} specific {row['specific_fraction']:.4f}  "
+              f"accuracy {row['accuracy']:.4f}  {row['seconds']:5.1f} s", flush=True)  # fmt: skip
+
+    trained = train_many(jobs, cache, processes=args.processes, on_row=progress)
+    rows = [{"candidate": label, "fidelity": fidelity_name(s.fidelity), "seed": seed, "accuracy": r["accuracy"],
+             "specific_fraction": r["specific_fraction"], "params": r["params"], "seconds": r["seconds"]}
+            for (s, _, seed, label), r in zip(jobs, trained)]  # fmt: skip
     frame = pd.DataFrame(rows)
     means = frame.pivot_table(index="candidate", columns="fidelity", values="accuracy", aggfunc="mean")[fidelities]
     seconds = frame.groupby("fidelity")["seconds"].mean()
-    print(means.round(4).to_string())
-    spearman = {fid: float(means[fid].corr(means[args.reference], method="spearman")) for fid in fidelities[:-1]}
-    per_seed = {
-        fid: [float(frame[(frame.fidelity == fid) & (frame.seed == s)].set_index("candidate")["accuracy"]
-                    .corr(frame[(frame.fidelity == args.reference) & (frame.seed == s)].set_index("candidate")["accuracy"], method="spearman"))
-              for s in args.seeds]
-        for fid in fidelities[:-1]
-    }  # fmt: skip
-    ceiling = math.nan
-    if len(args.seeds) >= 2:
-        ref = frame[frame.fidelity == args.reference].pivot_table(index="candidate", columns="seed", values="accuracy")
-        ceiling = float(ref[args.seeds[0]].corr(ref[args.seeds[1]], method="spearman"))
+    print(f"{base.dataset}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
+    print(means.sort_values(reference, ascending=False).round(4).to_string())
+
+    def ranks(fid: str, seed: int) -> pd.Series:
+        return frame[(frame.fidelity == fid) & (frame.seed == seed)].set_index("candidate")["accuracy"]
+
+    spearman = {fid: float(means[fid].corr(means[reference], method="spearman")) for fid in fidelities[:-1]}
+    per_seed = {fid: [float(ranks(fid, s).corr(ranks(reference, s), method="spearman")) for s in args.seeds] for fid in fidelities[:-1]}
+    ceiling = float(ranks(reference, args.seeds[0]).corr(ranks(reference, args.seeds[1]), method="spearman")) if len(args.seeds) > 1 else math.nan
     for fid in fidelities[:-1]:
-        print(f"{fid:>8} vs {args.reference}: spearman {spearman[fid]:.3f} (seed-mean), per seed {[round(v, 3) for v in per_seed[fid]]}, "
-              f"{seconds[fid]:.1f} s a candidate vs {seconds[args.reference]:.1f} s")  # fmt: skip
-    print(f"{args.reference} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman {ceiling:.3f}")
+        print(f"{fid:>8} vs {reference}: spearman {spearman[fid]:.3f} (seed-mean), per seed {[round(v, 3) for v in per_seed[fid]]}, "
+              f"{seconds[fid]:.1f} s a candidate vs {seconds[reference]:.1f} s (one thread, two processes)")  # fmt: skip
+    print(f"{reference} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman {ceiling:.3f}")
+    for fid in fidelities[:-1]:
+        print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
+              f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "proxy_fidelity.json").write_text(json.dumps({
-        "reference": args.reference, "seeds": args.seeds, "rows": rows, "spearman": spearman,
+    (RESULTS / f"proxy_fidelity-{base.dataset}.json").write_text(json.dumps({
+        "dataset": base.dataset, "reference": reference, "seeds": args.seeds, "rows": rows, "spearman": spearman,
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),
+        "candidates": {label: drawn_params(base, a) for label, a in candidates},
     }, indent=1))  # fmt: skip
-    headline = DEFAULT if DEFAULT in spearman else fidelities[0]
-    print(f"spearman={spearman[headline]:.3f}")
+    print(f"spearman={spearman[default]:.3f}")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mtlsearch._train import Fidelity, fast_path, make_optimizer, resolve_device, to_model_input, train_step
-from mtlsearch.models import backbone_spec, build_model, get_backbone, strategy_allocation
+from mtlsearch import Fidelity
+from mtlsearch._train import fast_path, make_optimizer, resolve_device, to_model_input, train_step
+from mtlsearch.models import DEFAULT_INPUT, backbone_spec, build_model, get_backbone, strategy_allocation
 
 
 def main() -> None:
@@ -69,7 +70,7 @@ def main() -> None:
     def plain_step() -> None:
         plain_opt.zero_grad(set_to_none=True)
         with plain_precision:
-            loss = F.cross_entropy(plain(to_model_input(joined_x)), joined_y)
+            loss = F.cross_entropy(plain(to_model_input(joined_x, DEFAULT_INPUT)), joined_y)
         loss.backward()
         plain_opt.step()
 

@@ -45,9 +45,10 @@ def _proc(url: str, study_name: str, counter, total: int, sampler: str, index: i
     from optuna.trial import TrialState
 
     from mtlsearch._liveness import Beats
+    from mtlsearch._schema import FEASIBLE_TOLERANCE
     from mtlsearch._storage import Heartbeat, open_storage
     from mtlsearch._study import load_study, stored_settings
-    from mtlsearch._worker import FEASIBLE_TOLERANCE, _propose
+    from mtlsearch._worker import propose
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -66,7 +67,7 @@ def _proc(url: str, study_name: str, counter, total: int, sampler: str, index: i
             start = time.perf_counter()
             trial = study.ask()
             with Beats(study._storage, trial._trial_id, 10):
-                candidate = _propose(study, trial, settings, settings.num_classes, "search")
+                candidate = propose(study, trial, settings, "search")
             if candidate.violation(settings.budget) > FEASIBLE_TOLERANCE:
                 study.tell(trial, state=TrialState.PRUNED)
             else:  # an objective that only counts parameters
@@ -78,17 +79,9 @@ def _proc(url: str, study_name: str, counter, total: int, sampler: str, index: i
 
 
 def _fresh_study(url: str, name: str) -> None:
-    import dataclasses
+    import mtlsearch
 
-    from mtlsearch._settings import resolve_settings
-    from mtlsearch._storage import open_storage
-    from mtlsearch._study import create_or_load
-    from mtlsearch.datasets import describe_tasks
-
-    settings = resolve_settings("embedded")
-    described = describe_tasks(settings.dataset)
-    settings = dataclasses.replace(settings, tasks=tuple(n for n, _ in described), num_classes=tuple(c for _, c in described))
-    create_or_load(open_storage(url), name, settings)
+    mtlsearch.create_study(mtlsearch.study_settings("embedded"), storage=url, study_name=name)
 
 
 def _check(url: str, name: str) -> tuple[int, int, int]:

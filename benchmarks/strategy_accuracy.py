@@ -1,9 +1,12 @@
-"""The paper's strategies on fashion-domains: mean validation accuracy over seeds.
+"""The paper's strategies on a preset's benchmark (the control fashion-domains unless --preset):
+mean validation accuracy over seeds.
 
     python benchmarks/strategy_accuracy.py --budget 0.2 --seeds 0 1 2 \
         --strategies bottom-specific top-specific shared independent
 
-Each run trains one strategy at the embedded preset's fidelity (or --epochs / --train-size).
+Each run trains one strategy with the study's recipe (``mtlsearch.train_allocation``) at the
+preset's fidelity (or --epochs / --train-size). ``benchmark_separation.py`` is the measurement of
+the embedded default.
 The last line is ``bottom_minus_top=<mean accuracy difference>``.
 """
 
@@ -12,12 +15,10 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import torch
-
-from mtlsearch._settings import resolve_settings
-from mtlsearch._train import resolve_device, train_candidate
+import mtlsearch
+from mtlsearch._train import resolve_device
 from mtlsearch.datasets import load_tasks
-from mtlsearch.models import backbone_spec, build_model, count_params, strategy_allocation
+from mtlsearch.models import backbone_spec, count_params, strategy_allocation
 
 
 def main() -> None:
@@ -29,8 +30,9 @@ def main() -> None:
     parser.add_argument("--train-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--preset", default="fashion-domains")
     args = parser.parse_args()
-    settings = resolve_settings("embedded", budget=args.budget, epochs=args.epochs, train_size=args.train_size, lr=args.lr)
+    settings = mtlsearch.study_settings(args.preset, budget=args.budget, epochs=args.epochs, train_size=args.train_size, lr=args.lr)
     tasks = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size)
     spec = backbone_spec(settings.backbone)
     device = resolve_device(args.device)
@@ -42,9 +44,7 @@ def main() -> None:
         counts = count_params(spec, num_classes, allocation, settings.granularity)  # type: ignore[arg-type]
         accuracies = []
         for seed in args.seeds:
-            torch.manual_seed(seed)
-            model = build_model(settings.backbone, num_classes=num_classes, allocation=allocation, granularity=settings.granularity)  # type: ignore[arg-type]
-            result = train_candidate(model, tasks, settings.fidelity, device=device, seed=seed)
+            _, result = mtlsearch.train_allocation(allocation, settings, tasks, device=device, seed=seed)
             accuracies.append(result.accuracy)
             tasks_text = " ".join(f"{k}={v:.3f}" for k, v in result.task_accuracy.items())
             print(f"  {strategy:<16} seed {seed}: {result.accuracy:.4f}  ({tasks_text})", flush=True)

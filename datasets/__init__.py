@@ -7,26 +7,41 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlsearch.datasets._embedded import DOMAINS, EMBEDDED, fashion_domains_classes, load_fashion_domains
+from mtlsearch.datasets._embedded import (
+    DOMAINS,
+    EMBEDDED,
+    EMBEDDED_BENCHMARKS,
+    EmbeddedBenchmark,
+    embedded_classes,
+    load_embedded,
+    load_fashion_domains,
+)
 from mtlsearch.datasets._folder import LAYOUT, FolderTask, Progress, decode_tasks, load_folder, scan_folder
 from mtlsearch.datasets._official import DECATHLON_TASKS, FGC_READERS, scan_decathlon, scan_fgc
 from mtlsearch.datasets._task import SPLITS, Split, Task, carve, shuffled
+from mtlsearch.datasets._transforms import TrainAugment, eval_transform
 from mtlsearch.errors import DatasetError
 
 __all__ = [
     "DOMAINS",
     "EMBEDDED",
+    "EMBEDDED_BENCHMARKS",
+    "EmbeddedBenchmark",
     "LAYOUT",
     "SPLITS",
     "FolderTask",
     "Split",
     "Task",
+    "TrainAugment",
     "DECATHLON_TASKS",
     "FGC_READERS",
     "OFFICIAL",
     "carve",
     "decode_tasks",
     "describe_tasks",
+    "embedded_classes",
+    "eval_transform",
+    "load_embedded",
     "load_fashion_domains",
     "load_folder",
     "load_tasks",
@@ -64,15 +79,19 @@ def _scan_official(dataset: str, data_root: Path | None) -> list[FolderTask]:
 
 def describe_tasks(dataset: str, *, data_root: Path | None = None) -> list[tuple[str, int]]:
     """``(name, number of classes)`` of every task, decoding no image of an image folder."""
-    if dataset == EMBEDDED:
-        return [(name, len(classes)) for name, classes in zip(DOMAINS, fashion_domains_classes())]
+    if dataset in EMBEDDED_BENCHMARKS:
+        return [(name, len(classes)) for name, classes in zip(EMBEDDED_BENCHMARKS[dataset].domains, embedded_classes(dataset))]
     if dataset == "folder":
         if data_root is None:
             raise DatasetError(f"dataset 'folder' needs --data-root DIR laid out as {LAYOUT}")
         return [(t.name, len(t.classes)) for t in scan_folder(data_root)]
     if dataset in OFFICIAL:
         return [(t.name, len(t.classes)) for t in _scan_official(dataset, data_root)]
-    raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r}, 'folder', 'fgc' or 'decathlon'")
+    raise DatasetError(_unknown(dataset))
+
+
+def _unknown(dataset: str) -> str:
+    return f"unknown dataset {dataset!r}: use {', '.join(map(repr, EMBEDDED_BENCHMARKS))}, 'folder', 'fgc' or 'decathlon'"
 
 
 def load_tasks(
@@ -82,18 +101,20 @@ def load_tasks(
     data_root: Path | None = None,
     train_size: int | None = None,
     progress: Progress | None = None,
+    crop_pct: float = 1.0,
 ) -> list[Task]:
-    """The tasks of a study: ``fashion-domains`` or ``folder`` (needs ``data_root``)."""
-    if dataset == EMBEDDED:
-        tasks = resize_tasks(load_fashion_domains(), image_size)
+    """The tasks of a study: an embedded benchmark, ``folder``, ``fgc`` or ``decathlon`` (the
+    last three need ``data_root``)."""
+    if dataset in EMBEDDED_BENCHMARKS:
+        tasks = resize_tasks(load_embedded(dataset), image_size)
     elif dataset == "folder":
         if data_root is None:
             raise DatasetError(f"dataset 'folder' needs --data-root DIR laid out as {LAYOUT}")
-        tasks = load_folder(data_root, image_size=image_size, progress=progress)
+        tasks = load_folder(data_root, image_size=image_size, progress=progress, crop_pct=crop_pct)
     elif dataset in OFFICIAL:
-        tasks = decode_tasks(_scan_official(dataset, data_root), image_size=image_size, progress=progress)
+        tasks = decode_tasks(_scan_official(dataset, data_root), image_size=image_size, progress=progress, crop_pct=crop_pct)
     else:
-        raise DatasetError(f"unknown dataset {dataset!r}: use {EMBEDDED!r}, 'folder', 'fgc' or 'decathlon'")
+        raise DatasetError(_unknown(dataset))
     for task in tasks:
         if len(np.unique(task.train.labels)) < 2:
             raise DatasetError(f"task {task.name!r} has fewer than two classes with training images")

@@ -78,10 +78,13 @@ PARALLEL_FROM = 512  # images; fewer are decoded in this process (workers cost a
 
 
 class _Decoded:
-    """A map-style dataset over image files: decoded, fitted to ``size`` px, as uint8 CHW."""
+    """A map-style dataset over image files: decoded, fitted to ``size`` px, as uint8 CHW.
 
-    def __init__(self, files: list[tuple[str, int]], size: int) -> None:
-        self.files, self.size = files, size
+    ``crop_pct`` below 1 keeps the centre ``crop_pct`` of the shorter side (timm's evaluation
+    crop: the same as resizing the shorter side to ``size / crop_pct`` and cutting the centre)."""
+
+    def __init__(self, files: list[tuple[str, int]], size: int, crop_pct: float = 1.0) -> None:
+        self.files, self.size, self.bleed = files, size, max(0.0, (1.0 - crop_pct) / 2)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -92,20 +95,20 @@ class _Decoded:
         path, label = self.files[i]
         try:
             with Image.open(path) as img:
-                fitted = ImageOps.fit(img.convert("RGB"), (self.size, self.size), Image.Resampling.BILINEAR)
+                fitted = ImageOps.fit(img.convert("RGB"), (self.size, self.size), Image.Resampling.BILINEAR, bleed=self.bleed)
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"cannot read image {path} ({exc}): fix or remove the file") from None
         return np.asarray(fitted).transpose(2, 0, 1), label
 
 
-def _decode(files: list[tuple[str, int]], size: int, progress: Progress | None, done: int, total: int) -> Split:
+def _decode(files: list[tuple[str, int]], size: int, progress: Progress | None, done: int, total: int, crop_pct: float = 1.0) -> Split:
     """Every image of a split in memory. Large splits are decoded by DataLoader worker
     processes (one per core, up to 8), so JPEG decoding and resizing do not serialise."""
     import os
 
     images = np.empty((len(files), 3, size, size), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
-    dataset = _Decoded(files, size)
+    dataset = _Decoded(files, size, crop_pct)
     workers = min(8, os.cpu_count() or 1) if len(files) >= PARALLEL_FROM else 0
     if workers:
         from torch.utils.data import DataLoader
@@ -121,13 +124,15 @@ def _decode(files: list[tuple[str, int]], size: int, progress: Progress | None, 
     return Split(images, labels)
 
 
-def load_folder(root: Path, *, image_size: int, progress: Progress | None = None) -> list[Task]:
+def load_folder(root: Path, *, image_size: int, progress: Progress | None = None, crop_pct: float = 1.0) -> list[Task]:
     """Decode every task under ``root`` into memory at ``image_size`` px."""
-    return decode_tasks(scan_folder(root), image_size=image_size, progress=progress)
+    return decode_tasks(scan_folder(root), image_size=image_size, progress=progress, crop_pct=crop_pct)
 
 
-def decode_tasks(found: list[FolderTask], *, image_size: int, progress: Progress | None = None) -> list[Task]:
-    """Decode found tasks into memory at ``image_size`` px.
+def decode_tasks(found: list[FolderTask], *, image_size: int, progress: Progress | None = None, crop_pct: float = 1.0) -> list[Task]:
+    """Decode found tasks into memory at ``image_size`` px, once: training images whole (the
+    square at the centre, where random-resized crops are cut from at every batch), validation
+    and test images through the eval crop (``crop_pct`` of the shorter side, at the centre).
 
     A task without a ``val`` split gets one carved from train: a fixed 10% of every class.
     """
@@ -137,7 +142,7 @@ def decode_tasks(found: list[FolderTask], *, image_size: int, progress: Progress
     for task in found:
         splits = {}
         for split, files in task.files.items():
-            splits[split] = _decode(files, image_size, progress, done, total)
+            splits[split] = _decode(files, image_size, progress, done, total, 1.0 if split == "train" else crop_pct)
             done += len(files)
         if "val" not in splits:
             train = splits["train"]

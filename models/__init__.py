@@ -10,6 +10,8 @@ from mtlsearch.models._accounting import (
     count_params,
     specific_filters,
 )
+from mtlsearch.models._input import DEFAULT as DEFAULT_INPUT
+from mtlsearch.models._input import InputConfig, input_config
 from mtlsearch.models._registry import BACKBONES, BackboneEntry, ensure_pretrained, get_backbone
 from mtlsearch.models._spec import (
     GRANULARITIES,
@@ -38,6 +40,8 @@ __all__ = [
     "BackboneEntry",
     "BackboneSpec",
     "Candidate",
+    "DEFAULT_INPUT",
+    "InputConfig",
     "ConvSpec",
     "Granularity",
     "MultiDomainNet",
@@ -50,6 +54,7 @@ __all__ = [
     "count_params",
     "ensure_pretrained",
     "get_backbone",
+    "input_config",
     "largest_fraction",
     "load_backbone_weights",
     "read_checkpoint",

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mtlsearch.models._accounting import check_allocation, specific_filters
+from mtlsearch.models._input import DEFAULT, InputConfig
 from mtlsearch.models._layers import TaskConv2d, TaskNorm, TaskState
 from mtlsearch.models._registry import get_backbone
 from mtlsearch.models._spec import Granularity, spec_from_model
@@ -36,8 +37,14 @@ class MultiDomainNet(nn.Module):
         num_classes: Sequence[int],
         allocation: Mapping[str, float],
         granularity: Granularity,
+        input_config: InputConfig = DEFAULT,
+        task_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        if task_names is not None and len(task_names) != len(num_classes):
+            raise ValueError(f"{len(task_names)} task names for {len(num_classes)} tasks")
+        self.input_config = input_config  # what its images must look like (mean, std, size): training, evaluation and predict read it
+        self.task_names = tuple(task_names) if task_names is not None else tuple(f"task{i}" for i in range(len(num_classes)))
         spec = spec_from_model(name, backbone)
         check_allocation(spec, allocation, granularity)
         tasks = len(num_classes)
@@ -110,6 +117,8 @@ def build_model(
     pretrained: bool = False,
     weights: Path | None = None,
     in_chans: int = 3,
+    input_config: InputConfig = DEFAULT,
+    task_names: Sequence[str] | None = None,
 ) -> MultiDomainNet:
     """A multi-domain network over a registered backbone; task filters copy the backbone's.
 
@@ -126,4 +135,6 @@ def build_model(
         num_classes=num_classes,
         allocation=allocation,
         granularity=granularity,
+        input_config=input_config,
+        task_names=task_names,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mtlsearch._report import TASK_PREFIX, ParetoInfo, pareto_info, report_figures, summary_table, trials_frame
+from mtlsearch._report import report_figures
+from mtlsearch._results import TASK_PREFIX, ParetoInfo, pareto_info, result_notes, summary_table, trials_frame
 from mtlsearch._study import stored_settings
 from mtlsearch.errors import UsageError
 
@@ -44,6 +45,7 @@ def summary_note(study: optuna.Study, info: ParetoInfo) -> str:
         best = searched.loc[searched["accuracy"].idxmax()]
         lines += ["", f"Best searched candidate: trial {best['trial']}, accuracy {best['accuracy']:.4f} "
                   f"({best['accuracy'] - reference:+.4f} against bottom-specific) with {best['params']:,.0f} parameters."]  # fmt: skip
+    lines += [line for note in result_notes(study, info) for line in ("", note)]
     return "\n".join(lines)
 
 

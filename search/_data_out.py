@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtlsearch._study import CONSTRAINTS_KEY, SETTINGS_ATTR, TARGET_ATTR
+from mtlsearch._schema import KINDS, SETTINGS_ATTR, TARGET_ATTR, Counts, records
 from mtlsearch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,28 +17,24 @@ ACC_PREFIX, ALLOC_PREFIX = "accuracy.", "allocation."
 
 
 def studies_frame(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
-    """One row per study: settings that identify it, trial counts by state, best accuracy."""
+    """One row per study: settings that identify it, trial counts by kind (``Counts``: the
+    ``trained`` column counts what the workers' target counts), best accuracy."""
     import pandas as pd
-    from optuna.trial import TrialState
 
     rows = []
     for summary in storage.get_all_studies():
         settings = summary.user_attrs.get(SETTINGS_ATTR, {})
-        trials = storage.get_all_trials(summary._study_id, deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE and "reused_from" not in t.user_attrs]
+        trials = records(storage.get_all_trials(summary._study_id, deepcopy=False))
+        counts = Counts.of(trials)
         rows.append({
             "study": summary.study_name,
             "budget": settings.get("budget"),
             "backbone": settings.get("backbone"),
             "tasks": ", ".join(settings.get("tasks", [])),
-            "trained": len(complete),
+            "trained": counts.trained,
             "target": summary.user_attrs.get(TARGET_ATTR),
-            "infeasible": sum(t.state == TrialState.PRUNED and "stopped_early" not in t.user_attrs for t in trials),
-            "stopped": sum(t.state == TrialState.PRUNED and "stopped_early" in t.user_attrs for t in trials),
-            "failed": sum(t.state == TrialState.FAIL for t in trials),
-            "running": sum(t.state == TrialState.RUNNING for t in trials),
-            "waiting": sum(t.state == TrialState.WAITING for t in trials),
-            "best_accuracy": max((t.values[0] for t in complete if t.values), default=None),
+            **{kind: counts[kind] for kind in KINDS if kind != "trained"},
+            "best_accuracy": max((t.accuracy for t in trials if t.kind == "trained" and t.accuracy is not None), default=None),
             "mtlsearch": bool(settings),
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -49,32 +45,16 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        attrs = t.user_attrs
-        constraint = (t.system_attrs.get(CONSTRAINTS_KEY) or [None])[0]
+    for t in records(study.get_trials(deepcopy=False)):
         row: dict[str, object] = {
-            "trial": t.number,
-            "state": t.state.name,
-            "strategy": attrs.get("strategy"),
-            "accuracy": t.values[0] if t.values else None,
-            "params": t.values[1] if t.values else attrs.get("params"),
-            "specific_fraction": attrs.get("specific_fraction"),
-            "constraint": constraint,
-            "feasible": None if constraint is None else constraint <= 0,
-            "train_seconds": attrs.get("train_seconds"),
-            "images_per_second": attrs.get("images_per_second"),
-            "device": attrs.get("device"),
-            "execution": attrs.get("execution"),
-            "seed": attrs.get("seed"),
-            "worker": attrs.get("worker"),
-            "reused_from": attrs.get("reused_from"),
-            "stopped_early": attrs.get("stopped_early", {}).get("step"),
-            "retry_of": attrs.get("retry_of", t.system_attrs.get("failed_trial")),
-            "datetime_start": t.datetime_start,
-            "datetime_complete": t.datetime_complete,
-        }
-        row.update({ACC_PREFIX + k: v for k, v in attrs.get("task_accuracy", {}).items()})
-        row.update({ALLOC_PREFIX + k: v for k, v in attrs.get("allocation", {}).items()})
+            "trial": t.number, "state": t.state, "kind": t.kind, "strategy": t.strategy,
+            "accuracy": t.accuracy, "params": t.params, "specific_fraction": t.specific_fraction, "constraint": t.constraint,
+            "feasible": t.feasible, "train_seconds": t.train_seconds, "images_per_second": t.images_per_second, "device": t.device,
+            "execution": t.execution, "seed": t.seed, "worker": t.worker, "reused_from": t.reused_from, "stopped_early": t.stopped_at,
+            "retry_of": t.retry_of, "error": t.error, "datetime_start": t.datetime_start, "datetime_complete": t.datetime_complete,
+        }  # fmt: skip
+        row.update({ACC_PREFIX + k: v for k, v in t.task_accuracy.items()})
+        row.update({ALLOC_PREFIX + k: v for k, v in t.allocation.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -84,8 +64,7 @@ def export(study: optuna.Study, fmt: str, out: Path) -> tuple[Path, int]:
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist; create it or fix --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
     table = trials_table(study).convert_dtypes()  # integers stay integers next to missing values
     if fmt == "csv":
         table.to_csv(out, index=False)

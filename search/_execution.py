@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import time
 
+from mtlsearch.errors import UsageError
+
 EXECUTIONS = ("auto", "loop", "stacked")
 
-# --execution auto, per process: (backbone, tasks, image shape, batch, device) -> the faster way, stacked?
-_FASTER: dict[tuple[object, ...], bool] = {}
-_EXECUTION = ["auto"]  # this process's --execution
 
-
-def default_execution() -> str:
-    return _EXECUTION[0]
-
-
-def set_execution(execution: str) -> None:
-    """How this process's trainings run their tasks (``--execution``), unless told otherwise."""
-    from mtlsearch.errors import UsageError
-
+def check_execution(execution: str) -> str:
     if execution not in EXECUTIONS:
         raise UsageError(f"unknown --execution {execution!r}: choose one of {', '.join(EXECUTIONS)}")
-    _EXECUTION[0] = execution
+    return execution
 
 
 class Executor:
     """Which way the training steps run their tasks: ``loop`` (task after task), ``stacked``
     (all tasks in one pass, one call per layer), or ``auto``.
 
-    ``auto`` takes the way this process found faster for the same backbone, number of tasks,
-    image shape, batch and device. The first training of its kind finds out on its own first
-    steps: two warm-up steps each way, then four timed steps each way, alternating (real
+    ``auto`` takes the way ``verdicts`` holds for the same backbone, number of tasks, image shape,
+    batch and device (the caller keeps the dict across trainings: a worker keeps one for all
+    its candidates). The first training of its kind finds out on its own first steps: two warm-up steps each way, then four timed steps each way, alternating (real
     training steps: both ways compute the same function). The faster way by its quickest step is kept, which
     a heartbeat or a progress redraw landing on one step cannot sway. Backbones that cannot
     stack run ``loop``.
@@ -44,8 +35,12 @@ class Executor:
 
     WARMUP, TIMED = 2, 4
 
-    def __init__(self, execution: str, blocker: str | None, key: tuple[object, ...], total_steps: int) -> None:
+    def __init__(
+        self, execution: str, blocker: str | None, key: tuple[object, ...], total_steps: int,
+        verdicts: dict[tuple[object, ...], bool] | None = None,
+    ) -> None:  # fmt: skip
         """``blocker``: why the tasks cannot run stacked here, or None."""
+        self.verdicts = {} if verdicts is None else verdicts
         if execution not in EXECUTIONS:
             raise ValueError(f"unknown execution {execution!r}: choose one of {', '.join(EXECUTIONS)}")
         self.key = key
@@ -58,8 +53,8 @@ class Executor:
             self.stacked = False
         elif execution == "stacked":
             self.stacked = True
-        elif key in _FASTER:
-            self.stacked = _FASTER[key]
+        elif key in self.verdicts:
+            self.stacked = self.verdicts[key]
         else:
             self.stacked = False
             plan = [False] * self.WARMUP + [True] * self.WARMUP + [False, True] * self.TIMED
@@ -85,7 +80,7 @@ class Executor:
         self.times[self.plan[step]].append(self._now(device) - self.started)
         if step == len(self.plan) - 1:
             self.stacked = min(self.times[True]) < min(self.times[False])
-            _FASTER[self.key] = self.stacked
+            self.verdicts[self.key] = self.stacked
 
     @staticmethod
     def _now(device: str) -> float:

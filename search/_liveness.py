@@ -18,14 +18,14 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from mtlsearch._storage import first_line
-from mtlsearch.errors import StorageUnavailableError
+from mtlsearch import _schema as S
+from mtlsearch.errors import StorageUnavailableError, first_line
 
 if TYPE_CHECKING:
     import optuna
 
 T = TypeVar("T")
-BEAT_ATTR = "mtlsearch:beat"
+BEAT_ATTR = S.BEAT
 MAX_RETRY = 1
 FIRST_DELAY_S, MAX_DELAY_S = 0.5, 10.0
 

@@ -9,14 +9,30 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mtlsearch._train import Fidelity
+from mtlsearch._validate import FLAGS, SAMPLERS, validate
 from mtlsearch.errors import SettingsMismatchError, UsageError
 
 DEFAULT_PRESET = "embedded"
-_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "sampler", "early_stop", "fidelity"}
-SAMPLERS = ("tpe", "random", "nsga2", "gp")  # docs/search-quality.md measures them; tpe is the default
+_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "sampler", "early_stop",
+             "augment", "fidelity", "noise"}  # fmt: skip
 # Where the data lives may differ between machines; everything else defines the study.
-_NOT_COMPARED = {"data_root", "weights", "description"}
+_NOT_COMPARED = {"data_root", "weights", "description", "noise"}
+# A preset's measured noise holds for the setting it was measured at: these as the preset has them.
+_NOISE_DEPENDS_ON = ("dataset", "backbone", "image_size", "granularity", "pretrained", "augment", "fidelity")
+__all__ = ["DEFAULT_PRESET", "SAMPLERS", "Fidelity", "Settings", "available_presets", "read_preset", "resolve_settings", "with_weights"]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How briefly each candidate is trained; fixed for a whole study."""
+
+    epochs: int = 5
+    train_size: int | None = 1000  # training images per task, at most (None: every image)
+    batch_size: int = 64  # per task and step
+    lr: float = 0.2
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    head_warmup_epochs: int = 0  # epochs of each task's classifier alone, on frozen features, first
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,11 @@ class Settings:
     weights_sha256: str | None = None  # what it is (compared: the same weights on every machine)
     sampler: str = "tpe"  # one of SAMPLERS
     early_stop: float | None = None  # opt-in: stop a candidate this far below the median at a third of its steps
+    augment: bool = False  # random-resized crop and flip of every training batch (on in the real-data presets)
     description: str = field(default="", compare=False)
+    # the std of the difference in mean val accuracy between two candidates trained with the same
+    # seed, as measured for the preset (docs/search-quality.md); None where unmeasured
+    noise: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -47,10 +67,14 @@ class Settings:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Settings:
-        data = dict(data)
+    def from_dict(cls, data: dict[str, Any], *, study: str = "the study") -> Settings:
+        """Settings as a study stores them, validated as a preset's are (a study stored by hand or
+        by an older version is refused in one line)."""
+        data = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        data["fidelity"] = {**dataclasses.asdict(Fidelity()), **(data.get("fidelity") or {})}
+        validate(data, origin=lambda key: f"{study} stores {key}, which")
         data["fidelity"] = Fidelity(**data["fidelity"])
-        data["tasks"], data["num_classes"] = tuple(data["tasks"]), tuple(data["num_classes"])
+        data["tasks"], data["num_classes"] = tuple(data.get("tasks", ())), tuple(data.get("num_classes", ()))
         return cls(**data)
 
     def differences(self, other: Settings) -> list[str]:
@@ -130,61 +154,45 @@ def with_weights(settings: Settings, path: Path | None) -> Settings:
     return dataclasses.replace(settings, weights=where)
 
 
-def _check_range(name: str, value: float, low: float, high: float | None = None) -> None:
-    if value < low or (high is not None and value > high):
-        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise UsageError(f"{name} is {value}: use a value in {bounds}")
-
-
 def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
-    """Preset values, then every override that is not ``None``; validated.
+    """Preset values, then every override that is not ``None``; validated in one place
+    (``_validate``), each bad value named with where it came from.
 
     Override keys: the fields of ``Settings`` and of ``Fidelity`` (``epochs``, ``train_size``...).
     """
-    from mtlsearch.models import check_granularity, get_backbone
+    from mtlsearch.datasets import EMBEDDED, EMBEDDED_BENCHMARKS
+    from mtlsearch.models import get_backbone
 
     name, table = read_preset(preset)
-    fidelity_table = dict(table.pop("fidelity", {}))
+    noise = table.pop("noise", None)
+    fidelity_table = table.pop("fidelity", {})
+    if not isinstance(fidelity_table, dict):
+        raise UsageError(f"preset {name}: fidelity is {fidelity_table!r}: use a [fidelity] table (see studies/embedded.toml)")
     fidelity_fields = {f.name for f in dataclasses.fields(Fidelity)}
     unknown = sorted(set(fidelity_table) - fidelity_fields)
     if unknown:
-        raise UsageError(f"preset {preset} has unknown fidelity keys {unknown}: valid keys are {sorted(fidelity_fields)}")
+        raise UsageError(f"preset {name} has unknown fidelity keys {unknown}: valid keys are {sorted(fidelity_fields)}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    fidelity_table.update({k: given.pop(k) for k in list(given) if k in fidelity_fields})
-    values = {
-        "dataset": "fashion-domains",
-        "backbone": "resnet18-narrow",
-        "image_size": 28,
-        "granularity": "block",
-        "budget": 0.1,
-        "seed": 0,
-        **table,
-        **given,
-    }
+    given_fidelity = {k: given.pop(k) for k in list(given) if k in fidelity_fields}
+    defaults = {"dataset": EMBEDDED, "backbone": "resnet18-narrow", "image_size": 28, "granularity": "block", "budget": 0.1, "seed": 0}
+    preset_fidelity = {**dataclasses.asdict(Fidelity()), **fidelity_table}
+    values = {**defaults, **table, **given, "preset": name, "noise": noise, "fidelity": {**preset_fidelity, **given_fidelity}}
+
+    def origin(key: str) -> str:
+        from_cli = key in given or key.removeprefix("fidelity.") in given_fidelity
+        return FLAGS.get(key, key) if from_cli else f"preset {name}: {key}"
+
+    validate(values, origin=origin)
     if values.get("weights") is not None:
         values["weights"], values["weights_sha256"] = _checkpoint(Path(values["weights"]))
     if values.get("data_root") is not None:
-        if values["dataset"] == "fashion-domains":  # the embedded benchmark has no root: image folders
+        if values["dataset"] in EMBEDDED_BENCHMARKS:  # an embedded benchmark has no root: image folders
             values["dataset"] = "folder"
         values["data_root"] = str(Path(values["data_root"]).resolve())
-    try:
-        fidelity = Fidelity(**fidelity_table)
-        settings = Settings(preset=name, fidelity=fidelity, **values)
-    except TypeError as exc:
-        raise UsageError(f"preset {preset} is malformed ({exc}): check it against studies/embedded.toml") from None
-    _check_range("--budget", settings.budget, 0.0, 1.0)
-    _check_range("--image-size", settings.image_size, 8)
-    _check_range("--epochs", fidelity.epochs, 1)
-    _check_range("--train-size", fidelity.train_size, 2)
-    _check_range("batch_size", fidelity.batch_size, 1)
-    _check_range("lr", fidelity.lr, 0.0)
-    _check_range("--head-warmup-epochs", fidelity.head_warmup_epochs, 0)
-    if settings.sampler not in SAMPLERS:
-        raise UsageError(f"unknown sampler {settings.sampler!r}: choose one of {', '.join(SAMPLERS)}")
-    if settings.early_stop is not None:
-        _check_range("--early-stop", settings.early_stop, 0.0, 1.0)
+    settings = Settings(**{**values, "noise": None, "fidelity": Fidelity(**values["fidelity"])})
+    if noise is not None:
+        measured = {**defaults, **table, "fidelity": Fidelity(**preset_fidelity)}  # the setting the noise was measured at
+        if all(getattr(settings, k) == measured.get(k, False) for k in _NOISE_DEPENDS_ON):
+            settings = dataclasses.replace(settings, noise=float(noise))
     get_backbone(settings.backbone)
-    check_granularity(settings.granularity)
-    if not isinstance(settings.pretrained, bool):
-        raise UsageError(f"pretrained is {settings.pretrained!r}: use true or false")
     return settings

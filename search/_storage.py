@@ -13,7 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mtlsearch.errors import StorageError
+from mtlsearch._liveness import retry_callback
+from mtlsearch.errors import StorageError, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -129,8 +130,6 @@ def open_storage(
         _use_wal(parsed.database)
     beats: dict[str, object] = {}
     if heartbeat is not None:
-        from mtlsearch._liveness import retry_callback
-
         beats = {
             "heartbeat_interval": heartbeat.interval,
             "grace_period": heartbeat.grace,
@@ -165,9 +164,3 @@ def _begin_immediate(engine: object) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
 
     engine.dispose()  # type: ignore[attr-defined]  # pooled connections predate the listeners
-
-
-def first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
-    text = str(getattr(cause, "orig", None) or cause).strip()
-    return text.splitlines()[0] if text else type(cause).__name__

@@ -3,64 +3,31 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
-from functools import cache, cached_property
+from pathlib import Path
+from functools import cache
 from typing import TYPE_CHECKING
 
-from mtlsearch._settings import Settings
+from mtlsearch._schema import ALLOCATION, SETTINGS_ATTR, SHAPES_ATTR, SPACE_ATTR, STRATEGY, TARGET_ATTR
+from mtlsearch._settings import Settings, available_presets
+from mtlsearch._space import SPACE_VERSION, BudgetSpace
 from mtlsearch.errors import UsageError
-from mtlsearch.models import (
-    BASELINES,
-    BackboneSpec,
-    backbone_spec,
-    budget_room,
-    largest_fraction,
-    strategy_allocation,
-)
+from mtlsearch.models import BASELINES, BackboneSpec, backbone_spec, strategy_allocation
 
 if TYPE_CHECKING:
     import optuna
 
 DIRECTIONS = ("maximize", "minimize")
 METRIC_NAMES = ("accuracy", "params")
-SETTINGS_ATTR = "settings"
-PARAM_PREFIX = "alloc:"
-CONSTRAINTS_KEY = "constraints"  # the list optuna-dashboard 0.21 and Optuna's samplers read
-SHAPES_ATTR = "mtlsearch:shape_table"  # study system attribute: the backbone's BackboneSpec
-TARGET_ATTR = "n_trials"  # the study-wide target of trained trials that workers work towards
 DEFAULT_N_TRIALS = 12
 
 
-class AllocationSpace:
-    """One float per unit: the fraction of its filters that are task-specific.
-
-    Each range stops at the largest fraction the budget allows that unit on its own; the sum
-    over units is left to the constraint, so over-budget proposals exist and are recorded.
-    """
-
-    def __init__(self, spec: BackboneSpec, granularity: str, budget: float) -> None:
-        self.spec, self.granularity, self.budget = spec, granularity, budget
-
-    @cached_property
-    def caps(self) -> dict[str, float]:
-        room = budget_room(self.spec, self.budget)
-        return {u: largest_fraction(cs, room) for u, cs in self.spec.unit_convs(self.granularity).items()}  # type: ignore[arg-type]
-
-    def suggest(self, trial: optuna.Trial) -> dict[str, float]:
-        return {u: trial.suggest_float(PARAM_PREFIX + u, 0.0, cap) for u, cap in self.caps.items()}
-
-    @staticmethod
-    def params(allocation: Mapping[str, float]) -> dict[str, float]:
-        return {PARAM_PREFIX + u: float(f) for u, f in allocation.items()}
-
-
-def space_for(settings: Settings) -> AllocationSpace:
+def space_for(settings: Settings) -> BudgetSpace:
     return _space(settings.backbone, settings.granularity, settings.budget)
 
 
 @cache
-def _space(backbone: str, granularity: str, budget: float) -> AllocationSpace:
-    return AllocationSpace(backbone_spec(backbone), granularity, budget)
+def _space(backbone: str, granularity: str, budget: float) -> BudgetSpace:
+    return BudgetSpace(backbone_spec(backbone), granularity, budget)
 
 
 NSGA2_POPULATION = 8  # small enough that a 40-trial study sees generations beyond the first
@@ -85,7 +52,7 @@ def make_sampler(settings: Settings) -> optuna.samplers.BaseSampler:
 
 def stored_settings(study: optuna.Study) -> Settings | None:
     data = study.user_attrs.get(SETTINGS_ATTR)
-    return Settings.from_dict(data) if data else None
+    return Settings.from_dict(data, study=f"study {study.study_name!r}") if data else None
 
 
 def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
@@ -108,6 +75,13 @@ def load_study(storage: optuna.storages.BaseStorage, name: str, *, hint: str = "
     settings = stored_settings(study)
     if settings is None:
         raise UsageError(f"study {name!r} was not created by mtlsearch: choose another --study-name")
+    version = study._storage.get_study_system_attrs(study._study_id).get(SPACE_ATTR, 1)
+    if version != SPACE_VERSION:
+        raise UsageError(
+            f"study {name!r} was created by an older mtlsearch with search space {version} (one capped fraction per unit, "
+            f"most proposals over budget); this one searches space {SPACE_VERSION}: create a new study (another --study-name "
+            "or --storage), or read the old one with the mtlsearch version that made it"
+        )
     study.sampler = make_sampler(settings)
     return study
 
@@ -135,21 +109,22 @@ def create_or_load(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(METRIC_NAMES))
-    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
     space = space_for(settings)
     study._storage.set_study_system_attr(study._study_id, SHAPES_ATTR, space.spec.to_dict())
+    study._storage.set_study_system_attr(study._study_id, SPACE_ATTR, SPACE_VERSION)
+    study.set_user_attr(SETTINGS_ATTR, settings.to_dict())  # last: its presence says the study is made
     for strategy in BASELINES:
         allocation = strategy_allocation(
             strategy, space.spec, settings.granularity, settings.budget, seed=settings.seed  # type: ignore[arg-type]
         )
-        study.enqueue_trial(space.params(allocation), user_attrs={"strategy": strategy})
+        study.enqueue_trial(space.params(allocation), user_attrs={STRATEGY: strategy, ALLOCATION: allocation})
     return study, True
 
 
 def trial_allocation(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
-    """A trial's allocation: as recorded, else from its (possibly enqueued) parameters."""
-    params = trial.params or trial.system_attrs.get("fixed_params", {})
-    return trial.user_attrs.get("allocation") or {k.removeprefix(PARAM_PREFIX): v for k, v in params.items()}
+    """A trial's allocation as recorded (proposals record it; baselines and retries are
+    enqueued with it); empty for a trial that has none yet."""
+    return dict(trial.user_attrs.get(ALLOCATION) or {})
 
 
 def study_spec(study: optuna.Study, settings: Settings) -> BackboneSpec:
@@ -182,4 +157,9 @@ def set_target(study: optuna.Study, n_trials: int | None) -> int:
 
 
 def default_study_name(settings: Settings) -> str:
-    return f"{settings.preset}-{settings.backbone}-budget{settings.budget:g}"
+    """``<preset>-<backbone>-budget<b>``; a study of image folders passed to a preset of another
+    dataset (``run --data-root DIR``) is named after the folder, not the preset."""
+    prefix = settings.preset
+    if settings.dataset == "folder" and settings.data_root and settings.preset in available_presets():
+        prefix = f"folder-{Path(settings.data_root).name}"  # no shipped preset reads folders itself
+    return f"{prefix}-{settings.backbone}-budget{settings.budget:g}"

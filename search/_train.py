@@ -9,6 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mtlsearch._execution import Executor
+from mtlsearch._settings import Fidelity, Settings
+from mtlsearch.datasets import TrainAugment
+from mtlsearch.models import InputConfig, input_config
+
 if TYPE_CHECKING:
     import torch
 
@@ -18,21 +23,6 @@ if TYPE_CHECKING:
 StepCallback = Callable[[int, int], None]  # (steps done, steps in all)
 Probe = Callable[[float], bool]  # mean val accuracy part-way -> stop this candidate?
 PROBE_AT = 1 / 3  # where the early-stopping probe looks: this share of the training steps
-
-MEAN, STD = 0.5, 0.25
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """How briefly each candidate is trained; fixed for a whole study."""
-
-    epochs: int = 5
-    train_size: int = 1000  # training images per task, at most
-    batch_size: int = 64  # per task and step
-    lr: float = 0.2
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    head_warmup_epochs: int = 0  # epochs of each task's classifier alone, on frozen features, first
 
 
 @dataclass(frozen=True)
@@ -57,9 +47,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def to_input(images: torch.Tensor) -> torch.Tensor:
-    """``uint8`` images to normalised floats."""
-    return (images.float() / 255.0 - MEAN) / STD
+
+
+def study_input(settings: Settings) -> InputConfig:
+    """The input configuration of a study's models: its backbone's ImageNet normalisation when it
+    starts from ImageNet weights (``pretrained``, or ``--weights``), the default otherwise."""
+    return input_config(settings.backbone, size=settings.image_size, imagenet=settings.pretrained or settings.weights is not None)
+
+
+def _stacked(config: InputConfig, tasks: int) -> InputConfig:
+    """The configuration of ``tasks`` batches side by side in the channels (``stack_tasks``)."""
+    import dataclasses
+
+    return dataclasses.replace(config, mean=config.mean * tasks, std=config.std * tasks)
 
 
 def fast_path(model: MultiDomainNet, device: str) -> contextlib.AbstractContextManager[object]:
@@ -74,11 +74,12 @@ def fast_path(model: MultiDomainNet, device: str) -> contextlib.AbstractContextM
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
 
-def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """``to_input``, laid out channels-last on CUDA (where the weights are)."""
+def to_model_input(images: torch.Tensor, config: InputConfig) -> torch.Tensor:
+    """``uint8`` images normalised as ``config`` says, laid out channels-last on CUDA (where
+    the weights are)."""
     import torch
 
-    x = to_input(images)
+    x = config.normalise(images)
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
 
@@ -104,10 +105,10 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     with precision or contextlib.nullcontext():
         if stacked:
-            logits = model.forward_stacked(to_model_input(stack_tasks([x for x, _ in batches])))
+            logits = model.forward_stacked(to_model_input(stack_tasks([x for x, _ in batches]), _stacked(model.input_config, len(batches))))
             loss = sum(F.cross_entropy(out, y) for out, (_, y) in zip(logits, batches))
         else:
-            loss = sum(F.cross_entropy(model(to_model_input(x), task), y) for task, (x, y) in enumerate(batches))
+            loss = sum(F.cross_entropy(model(to_model_input(x, model.input_config), task), y) for task, (x, y) in enumerate(batches))
     loss.backward()  # type: ignore[union-attr]
     optimizer.step()
     return loss.detach()  # type: ignore[union-attr]
@@ -143,7 +144,7 @@ def evaluate(model: MultiDomainNet, tasks: Sequence[Task], *, split: str = "val"
             for start in range(0, len(data), batch_size):
                 x = torch.from_numpy(data.images[start : start + batch_size]).to(device, non_blocking=True)
                 y = torch.from_numpy(data.labels[start : start + batch_size]).to(device, non_blocking=True)
-                correct += (model(to_model_input(x), index).argmax(1) == y).sum()
+                correct += (model(to_model_input(x, model.input_config), index).argmax(1) == y).sum()
             accuracy[task.name] = int(correct) / len(data)  # one read per task
     return accuracy
 
@@ -168,7 +169,7 @@ def warm_up_heads(
                 idx = order[start : start + fidelity.batch_size]
                 with torch.no_grad():
                     model.state.task = index
-                    features = model.backbone(to_input(images[idx]))
+                    features = model.backbone(model.input_config.normalise(images[idx]))
                 loss = F.cross_entropy(head(features), labels[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -184,18 +185,21 @@ def train_candidate(
     seed: int,
     on_step: StepCallback | None = None,
     probe: Probe | None = None,
-    execution: str | None = None,
+    execution: str = "auto",
+    verdicts: dict[tuple[object, ...], bool] | None = None,
+    augment: TrainAugment | None = None,
 ) -> TrainResult:
     """Train ``model`` on every task at once for ``fidelity.epochs`` (after the optional head
-    warm-up), then evaluate on val. ``execution`` says how each step runs the tasks (``Executor``;
-    default: ``set_execution``'s, else auto).
+    warm-up), then evaluate on val. ``execution`` says how each step runs the tasks
+    (``Executor``); with ``auto``, ``verdicts`` keeps what timing found for the next training
+    of the same kind (the caller owns it: a worker keeps one for all its candidates). With
+    ``augment``, every training batch is cropped and flipped where it lies (on the device),
+    with draws from the training seed's generator.
 
     With ``probe``, the mean val accuracy after ``PROBE_AT`` of the steps is measured and handed
     to it; when it answers True training stops there, and the result's ``task_accuracy`` is
     the accuracy at that point (``stopped_at`` says so)."""
     import torch
-
-    from mtlsearch._execution import Executor, default_execution
 
     generator = torch.Generator().manual_seed(seed)
     if fidelity.head_warmup_epochs:
@@ -218,11 +222,12 @@ def train_candidate(
             cursors[task] = 0
         idx = orders[task][cursors[task] : cursors[task] + batch].to(device)
         cursors[task] += batch
-        return images[task][idx], labels[task][idx]
+        chosen = images[task][idx]
+        return (chosen if augment is None else augment(chosen, generator)), labels[task][idx]
 
     shapes = {t.train.images.shape[1:] for t in tasks}
     blocker = model.stack_blocker or (f"their images differ in shape: {sorted(shapes)}" if len(shapes) > 1 else None)
-    executor = Executor(execution or default_execution(), blocker, (model.name, len(tasks), tuple(shapes), batch, device), total_steps)
+    executor = Executor(execution, blocker, (model.name, len(tasks), tuple(shapes), batch, device), total_steps, verdicts)
     precision = fast_path(model, device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     probe_step = max(1, round(total_steps * PROBE_AT)) if probe is not None else -1
@@ -253,3 +258,47 @@ def train_candidate(
     accuracy = evaluate(model, tasks, device=device)
     trained_images = total_steps * batch * len(tasks)
     return TrainResult(accuracy, seconds, trained_images / max(seconds, 1e-9), probe_accuracy, execution=executor.name)
+
+
+def train_allocation(
+    allocation: dict[str, float],
+    settings: Settings,
+    tasks: Sequence[Task],
+    *,
+    device: str,
+    seed: int | None = None,
+    epochs: int | None = None,
+    on_step: StepCallback | None = None,
+    probe: Probe | None = None,
+    execution: str = "auto",
+    verdicts: dict[tuple[object, ...], bool] | None = None,
+) -> tuple[MultiDomainNet, TrainResult]:
+    """The one build-and-train recipe (the worker, ``--repeats``, ``train`` and the benchmarks
+    all use it): the multi-domain model of ``allocation`` over the study's backbone, built from
+    the same seeded initialisation as every other candidate (its checkpoint or ImageNet weights
+    when the study has them), trained at the study's fidelity (``epochs`` overrides its epochs)."""
+    import dataclasses
+    from pathlib import Path
+
+    import torch
+
+    from mtlsearch.models import build_model
+
+    seed = settings.seed if seed is None else seed
+    torch.manual_seed(seed)  # every candidate starts from the same backbone
+    model = build_model(
+        settings.backbone,
+        num_classes=[t.num_classes for t in tasks],
+        allocation=allocation,
+        granularity=settings.granularity,  # type: ignore[arg-type]
+        pretrained=settings.pretrained,
+        weights=Path(settings.weights) if settings.weights else None,
+        input_config=study_input(settings),
+        task_names=[t.name for t in tasks],
+    )
+    fidelity = settings.fidelity if epochs is None else dataclasses.replace(settings.fidelity, epochs=epochs)
+    result = train_candidate(
+        model, tasks, fidelity, device=device, seed=seed, on_step=on_step, probe=probe, execution=execution, verdicts=verdicts,
+        augment=TrainAugment() if settings.augment else None,
+    )
+    return model, result

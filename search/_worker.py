@@ -1,34 +1,36 @@
-"""The worker loop: ask -> candidate -> count (no training) -> constraint -> train -> tell."""
+"""The worker: a loop over trials (target, timeout, waiting, stalls) and one trial at a time
+(ask -> candidate -> count, no training -> constraint -> evaluate -> tell).
+
+The loop is Optuna's ``optimize`` shaped for many processes on one study: it knows nothing of
+how a candidate is scored; ``run_trial`` does one trial with the evaluator it is given.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import statistics
 import time
-from pathlib import Path
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from mtlsearch import _schema as S
+from mtlsearch._evaluate import Evaluator
+from mtlsearch._liveness import Beats, Patience, fail_stale
+from mtlsearch._schema import Counts, records
 from mtlsearch._settings import Settings
-from mtlsearch._study import CONSTRAINTS_KEY, space_for
-from mtlsearch._train import Probe, StepCallback, TrainResult, resolve_device, train_candidate
-from mtlsearch.models import Candidate, backbone_spec
+from mtlsearch._study import space_for, study_spec
+from mtlsearch._train import StepCallback, TrainResult
+from mtlsearch.errors import SearchStalledError, TrainingDivergedError
+from mtlsearch.models import Candidate
 
 if TYPE_CHECKING:
     import optuna
 
-    from mtlsearch.datasets import Task
-
-MAX_INFEASIBLE_IN_A_ROW = 2000  # then the sampler is stuck outside the budget (random search at budget 0.1: 1 in 60 fits)
-TRAINING_ATTR = "mtlsearch:training"  # system attribute: this RUNNING trial is being trained
-KEY_ATTR = "mtlsearch:key"  # system attribute: the candidate's filter counts (Candidate.key)
-REUSED_ATTR = "reused_from"  # user attribute: the earlier trial whose result this one repeats
-STOPPED_ATTR = "stopped_early"  # user attribute of a PRUNED, feasible trial that the early-stopping rule ended
-PROBE_ATTR = "probe_accuracy"  # user attribute: mean val accuracy at a third of the steps (with --early-stop)
-MIN_PROBED = 4  # finished trials with a probe before the rule stops anything (the baselines)
+MIN_PROBED = 4  # finished trials with a probe before the early-stopping rule stops anything (the baselines)
+MAX_FAILED_IN_A_ROW = 3  # trials whose training diverged, one after another: then the worker stops
+MAX_REUSED_IN_A_ROW = 200  # proposals of allocations trained before, one after another: the sampler is stuck
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"  # user attribute "worker": who ran the trial
-FEASIBLE_TOLERANCE = 1e-12  # float noise in the specific fraction, far below one filter
 
 
 class Callbacks:
@@ -43,6 +45,8 @@ class Callbacks:
     def trial_reused(self, number: int, earlier: int) -> None: ...
 
     def trial_stopped(self, number: int, result: TrainResult, median: float) -> None: ...
+
+    def trial_failed(self, number: int, error: str) -> None: ...
 
     def waiting(self, in_flight: int) -> None: ...
 
@@ -71,54 +75,39 @@ class Liveness:
     poll: float = 2.0  # seconds between looks at the study while others finish the last trials
 
 
-def _counts(study: optuna.Study) -> tuple[int, int]:
-    """``(trained, in_flight)``: trials trained (to completion, or until the early-stopping rule
-    ended them), and trials being trained now."""
-    from optuna.trial import TrialState
-
-    trained = in_flight = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)):
-        if t.state == TrialState.COMPLETE:
-            trained += REUSED_ATTR not in t.user_attrs
-        elif t.state == TrialState.PRUNED:
-            trained += STOPPED_ATTR in t.user_attrs
-        else:
-            in_flight += bool(t.system_attrs.get(TRAINING_ATTR))
-    return trained, in_flight
+def study_counts(study: optuna.Study) -> Counts:
+    """Every trial of the study by kind (``_schema``): what the worker's target, ``studies``,
+    the report and ``export`` all count with."""
+    return Counts.of(records(study.get_trials(deepcopy=False)))
 
 
 def trained_count(study: optuna.Study) -> int:
-    """Trials trained to completion; reused results do not count."""
-    return _counts(study)[0]
+    """Trials that count towards the target: trained, or stopped by the early-stopping rule."""
+    return study_counts(study).trained
 
 
 def _earlier_result(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.system_attrs.get(KEY_ATTR) == key and REUSED_ATTR not in t.user_attrs:
+        if t.system_attrs.get(S.KEY) == key and S.REUSED_FROM not in t.user_attrs:
             return t
     return None
 
 
-def _set_constraint(study: optuna.Study, trial: optuna.Trial, value: float) -> None:
-    study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [value])
-
-
-def _propose(
-    study: optuna.Study, trial: optuna.Trial, settings: Settings, num_classes: Sequence[int], strategy: str
-) -> Candidate:
-    """The trial's candidate, counted without a model; its attributes and constraint recorded."""
+def propose(study: optuna.Study, trial: optuna.Trial, settings: Settings, strategy: str) -> Candidate:
+    """The trial's candidate from the search space, counted without a model; its attributes
+    and constraint recorded."""
     allocation = space_for(settings).suggest(trial)
-    spec = backbone_spec(settings.backbone)
-    candidate = Candidate.create(spec, num_classes, allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
-    trial.set_user_attr("strategy", strategy)
-    trial.set_user_attr("allocation", candidate.allocation_dict)
-    trial.set_user_attr("specific_fraction", candidate.specific_fraction)
-    trial.set_user_attr("params", candidate.counts.total)
-    trial.set_user_attr("worker", WORKER_ID)
-    study._storage.set_trial_system_attr(trial._trial_id, KEY_ATTR, candidate.key)
-    _set_constraint(study, trial, candidate.violation(settings.budget))
+    spec = study_spec(study, settings)
+    candidate = Candidate.create(spec, settings.num_classes, allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
+    trial.set_user_attr(S.STRATEGY, strategy)
+    trial.set_user_attr(S.ALLOCATION, candidate.allocation_dict)
+    trial.set_user_attr(S.SPECIFIC_FRACTION, candidate.specific_fraction)
+    trial.set_user_attr(S.PARAMS, candidate.counts.total)
+    trial.set_user_attr(S.WORKER, WORKER_ID)
+    study._storage.set_trial_system_attr(trial._trial_id, S.KEY, candidate.key)
+    study._storage.set_trial_system_attr(trial._trial_id, S.CONSTRAINTS, [candidate.violation(settings.budget)])
     return candidate
 
 
@@ -133,175 +122,159 @@ class EarlyStop:
         self.median: float | None = None
 
     def __call__(self, accuracy: float) -> bool:
-        import statistics
-
-        from optuna.trial import TrialState
-
-        probed = [
-            t.user_attrs[PROBE_ATTR]
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if PROBE_ATTR in t.user_attrs and REUSED_ATTR not in t.user_attrs
-        ]
+        probed = [r.probe_accuracy for r in records(self.study.get_trials(deepcopy=False)) if r.kind == "trained" and r.probe_accuracy is not None]
         if len(probed) < MIN_PROBED:
             return False
         self.median = statistics.median(probed)
         return accuracy < self.median - self.margin
 
 
-def _train(
-    candidate: Candidate, settings: Settings, tasks: Sequence[Task], device: str, on_step: StepCallback | None, probe: Probe | None = None
-) -> TrainResult:
-    import torch
+OutcomeKind = Literal["trained", "stopped", "reused", "infeasible", "failed", "lost"]
 
-    from mtlsearch.models import build_model
 
-    torch.manual_seed(settings.seed)  # every candidate starts from the same backbone
-    model = build_model(
-        settings.backbone,
-        num_classes=[t.num_classes for t in tasks],
-        allocation=candidate.allocation_dict,
-        granularity=settings.granularity,  # type: ignore[arg-type]
-        pretrained=settings.pretrained,
-        weights=Path(settings.weights) if settings.weights else None,
-    )
-    return train_candidate(model, tasks, settings.fidelity, device=device, seed=settings.seed, on_step=on_step, probe=probe)
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one trial."""
+
+    kind: OutcomeKind
+    number: int
+    result: TrainResult | None = None
+    earlier: int | None = None  # reused: the trial whose result it repeats
+    error: str | None = None  # failed: why
+
+
+def _result_attrs(result: TrainResult, device: str, seed: int) -> dict[str, object]:
+    attrs: dict[str, object] = {
+        S.TASK_ACCURACY: result.task_accuracy, S.TRAIN_SECONDS: result.train_seconds, S.IMAGES_PER_SECOND: result.images_per_second,
+        S.DEVICE: device, S.EXECUTION: result.execution, S.SEED: seed,
+    }  # fmt: skip
+    if result.probe_accuracy is not None:
+        attrs[S.PROBE_ACCURACY] = result.probe_accuracy
+    return attrs
+
+
+def run_trial(
+    study: optuna.Study, settings: Settings, evaluator: Evaluator, *, patience: Patience, callbacks: Callbacks,
+    liveness: Liveness, trained: int, target: int, early_stop: EarlyStop | None,
+) -> Outcome:  # fmt: skip
+    """Ask for one trial, record its candidate, and train it (or record why not); tell the
+    result. On Ctrl-C the trial is failed, its allocation enqueued again, and the interrupt
+    raised."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    trial = patience.call("asking for a candidate", study.ask)
+    strategy = trial.user_attrs.get(S.STRATEGY, S.SEARCH)
+    try:
+        with Beats(study._storage, trial._trial_id, liveness.heartbeat_interval):
+            candidate = patience.call("recording a candidate", lambda: propose(study, trial, settings, strategy))
+            if candidate.violation(settings.budget) > S.FEASIBLE_TOLERANCE:  # never, with the current space
+                _tell(study, patience, trial, state=TrialState.PRUNED)
+                callbacks.trial_infeasible(trial.number, candidate)
+                return Outcome("infeasible", trial.number)
+            earlier = patience.call("looking for the same allocation", lambda: _earlier_result(study, candidate.key))
+            if earlier is not None:
+                attrs = {k: earlier.user_attrs[k] for k in S.RESULT_ATTRS if k in earlier.user_attrs} | {S.REUSED_FROM: earlier.number}
+                if _tell(study, patience, trial, values=list(earlier.values), attrs=attrs) is None:
+                    return Outcome("lost", trial.number)
+                callbacks.trial_reused(trial.number, earlier.number)
+                return Outcome("reused", trial.number, earlier=earlier.number)
+            patience.call("marking the trial", lambda: study._storage.set_trial_system_attr(trial._trial_id, S.TRAINING, True))
+            callbacks.trial_started(trial.number, candidate, trained, target)
+            result = evaluator(candidate, on_step=callbacks.on_step, probe=early_stop)
+    except KeyboardInterrupt:
+        _tell(study, patience, trial, state=TrialState.FAIL)
+        if trial.params:  # the same allocation is trained on the next run
+            retry = {S.STRATEGY: strategy, S.RETRY_OF: trial.number, S.ALLOCATION: trial.user_attrs.get(S.ALLOCATION)}
+            study.enqueue_trial(trial.params, user_attrs={k: v for k, v in retry.items() if v is not None})
+        raise
+    except UpdateFinishedTrialError:  # failed by another worker after a silence: retried there
+        return Outcome("lost", trial.number)
+    except FloatingPointError as exc:
+        _tell(study, patience, trial, state=TrialState.FAIL, attrs={S.ERROR: str(exc)})
+        callbacks.trial_failed(trial.number, str(exc))
+        return Outcome("failed", trial.number, error=str(exc))
+    except BaseException:
+        _tell(study, patience, trial, state=TrialState.FAIL)
+        raise
+    attrs = _result_attrs(result, evaluator.device, settings.seed)
+    if result.stopped_at is not None and early_stop is not None:
+        attrs[S.STOPPED_EARLY] = {"step": result.stopped_at, "median": early_stop.median, "margin": early_stop.margin}
+        if _tell(study, patience, trial, state=TrialState.PRUNED, attrs=attrs) is None:
+            return Outcome("lost", trial.number)
+        callbacks.trial_stopped(trial.number, result, early_stop.median or 0.0)
+        return Outcome("stopped", trial.number, result)
+    frozen = _tell(study, patience, trial, values=[result.accuracy, float(candidate.counts.total)], attrs=attrs)
+    if frozen is None:
+        return Outcome("lost", trial.number)
+    callbacks.trial_finished(frozen, result)
+    return Outcome("trained", trial.number, result)
 
 
 def run_worker(
     study: optuna.Study,
     settings: Settings,
-    tasks: Sequence[Task],
+    evaluator: Evaluator,
     *,
     n_trials: int,
     timeout: float | None = None,
-    device: str = "auto",
     callbacks: Callbacks | None = None,
     liveness: Liveness | None = None,
 ) -> WorkerSummary:
-    """Train candidates until the study holds ``n_trials`` trained trials or time runs out.
+    """Run trials with ``evaluator`` until the study holds ``n_trials`` trained trials or time
+    runs out.
 
     Safe to run in many processes on one study. A worker starts a trial only while trained plus
     in-flight trials are short of the target, and waits for in-flight ones otherwise, so the
     study ends with exactly ``n_trials`` (or up to K - 1 more when K workers race to the last
-    one). Over-budget candidates are recorded (PRUNED, constraint > 0) and never trained; an
-    allocation already trained is recorded with the earlier result (``reused_from``). With
-    ``settings.early_stop``, a candidate the rule stops is PRUNED (feasible) with
-    ``stopped_early`` and counts as trained. On
-    Ctrl-C the running trial is failed, its allocation re-enqueued, and ``KeyboardInterrupt``
-    raised.
+    one). An allocation already trained is recorded with the earlier result (``reused_from``).
+    With ``settings.early_stop``, a candidate the rule stops is PRUNED (feasible) with
+    ``stopped_early`` and counts as trained. A worker stops by itself, with one line, after
+    ``MAX_FAILED_IN_A_ROW`` trials whose training diverged one after another
+    (``TrainingDivergedError``) and after ``MAX_REUSED_IN_A_ROW`` proposals of allocations
+    trained before (``SearchStalledError``). On Ctrl-C the running trial is failed, its
+    allocation re-enqueued, and ``KeyboardInterrupt`` raised.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    from mtlsearch._liveness import Beats, Patience, fail_stale
-
     callbacks = callbacks or Callbacks()
     liveness = liveness or Liveness()
     patience = Patience(liveness.patience, callbacks.storage_wait)
-    device = resolve_device(device)
-    num_classes = [t.num_classes for t in tasks]
     early_stop = EarlyStop(study, settings.early_stop) if settings.early_stop is not None else None
     summary = WorkerSummary()
     started = time.monotonic()
-    infeasible_in_a_row = 0
+    streak: list[str] = []  # the kinds of the last outcomes that did not advance the study
     while True:
         patience.call("looking for silent workers", lambda: fail_stale(study))
-        trained, in_flight = patience.call("counting trials", lambda: _counts(study))
-        if trained >= n_trials:
+        counts = patience.call("counting trials", lambda: study_counts(study))
+        if counts.trained >= n_trials:
             break
         if timeout is not None and time.monotonic() - started >= timeout:
             summary.stopped_by = "timeout"
             break
-        if trained + in_flight >= n_trials:  # the last trials are being trained elsewhere
-            callbacks.waiting(in_flight)
+        if counts.trained + counts.training >= n_trials:  # the last trials are being trained elsewhere
+            callbacks.waiting(counts.training)
             time.sleep(liveness.poll)
             continue
-        trial = patience.call("asking for a candidate", study.ask)
-        strategy = trial.user_attrs.get("strategy", "search")
-        outcome: object = None
-        try:
-            with Beats(study._storage, trial._trial_id, liveness.heartbeat_interval):
-                candidate = patience.call(
-                    "recording a candidate", lambda: _propose(study, trial, settings, num_classes, strategy)
-                )
-                if candidate.violation(settings.budget) > FEASIBLE_TOLERANCE:
-                    outcome = "infeasible"
-                elif (earlier := patience.call("looking for the same allocation", lambda: _earlier_result(study, candidate.key))) is not None:
-                    outcome = earlier
-                else:
-                    patience.call("marking the trial", lambda: study._storage.set_trial_system_attr(trial._trial_id, TRAINING_ATTR, True))
-                    callbacks.trial_started(trial.number, candidate, trained, n_trials)
-                    outcome = _train(candidate, settings, tasks, device, callbacks.on_step, early_stop)
-        except KeyboardInterrupt:
-            _tell(study, patience, trial, state=TrialState.FAIL)
-            if trial.params:  # the same allocation is trained on the next run
-                study.enqueue_trial(trial.params, user_attrs={"strategy": strategy, "retry_of": trial.number})
-            raise
-        except UpdateFinishedTrialError:  # failed by another worker after a silence: retried there
-            summary.lost.append(trial.number)
-            continue
-        except FloatingPointError as exc:
-            trial.set_user_attr("error", str(exc))
-            _tell(study, patience, trial, state=TrialState.FAIL)
-            summary.failed.append(trial.number)
-            continue
-        except BaseException:
-            _tell(study, patience, trial, state=TrialState.FAIL)
-            raise
-        if outcome == "infeasible":
-            _tell(study, patience, trial, state=TrialState.PRUNED)
-            summary.infeasible.append(trial.number)
-            callbacks.trial_infeasible(trial.number, candidate)
-            infeasible_in_a_row += 1
-            if infeasible_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
-                from mtlsearch.errors import SamplerStalledError
-
-                raise SamplerStalledError(
-                    f"the {settings.sampler} sampler proposed {infeasible_in_a_row} over-budget candidates in a row: it does not learn "
-                    "the budget from proposals that are never trained; use --sampler tpe (docs/search-quality.md)"
-                )
-            continue
-        infeasible_in_a_row = 0
-        if isinstance(outcome, TrainResult):
-            attrs = {
-                "task_accuracy": outcome.task_accuracy,
-                "train_seconds": outcome.train_seconds,
-                "images_per_second": outcome.images_per_second,
-                "device": device,
-                "execution": outcome.execution,
-                "seed": settings.seed,
-            }
-            values = [outcome.accuracy, float(candidate.counts.total)]
-            if outcome.probe_accuracy is not None:
-                attrs[PROBE_ATTR] = outcome.probe_accuracy
-            if outcome.stopped_at is not None and early_stop is not None:
-                attrs[STOPPED_ATTR] = {"step": outcome.stopped_at, "median": early_stop.median, "margin": early_stop.margin}
-                if _tell(study, patience, trial, state=TrialState.PRUNED, attrs=attrs) is None:
-                    summary.lost.append(trial.number)
-                else:
-                    summary.stopped.append(trial.number)
-                    callbacks.trial_stopped(trial.number, outcome, early_stop.median or 0.0)
-                continue
-        else:
-            earlier = outcome  # type: ignore[assignment]
-            keep = ("task_accuracy", "train_seconds", "images_per_second", "device", "execution", "seed")
-            attrs = {k: earlier.user_attrs[k] for k in keep if k in earlier.user_attrs} | {REUSED_ATTR: earlier.number}
-            values = list(earlier.values)
-        frozen = _tell(study, patience, trial, values=values, attrs=attrs)
-        if frozen is None:
-            summary.lost.append(trial.number)
-        elif isinstance(outcome, TrainResult):
-            summary.trained.append(trial.number)
-            callbacks.trial_finished(frozen, outcome)
-        else:
-            summary.reused.append(trial.number)
-            callbacks.trial_reused(trial.number, earlier.number)
+        outcome = run_trial(study, settings, evaluator, patience=patience, callbacks=callbacks, liveness=liveness,
+                            trained=counts.trained, target=n_trials, early_stop=early_stop)  # fmt: skip
+        getattr(summary, {"trained": "trained", "stopped": "stopped", "reused": "reused", "infeasible": "infeasible",
+                          "failed": "failed", "lost": "lost"}[outcome.kind]).append(outcome.number)  # fmt: skip
+        streak = [] if outcome.kind in ("trained", "stopped") else [*streak, outcome.kind]
+        if streak[-MAX_FAILED_IN_A_ROW:].count("failed") == MAX_FAILED_IN_A_ROW:
+            raise TrainingDivergedError(
+                f"training diverged in {MAX_FAILED_IN_A_ROW} trials in a row (last: {outcome.error}): lower lr in the "
+                "preset or --weights, or check the data; the failed trials are recorded with the reason"
+            )
+        if streak.count("reused") >= MAX_REUSED_IN_A_ROW and all(k == "reused" for k in streak[-MAX_REUSED_IN_A_ROW:]):
+            raise SearchStalledError(
+                f"the {settings.sampler} sampler proposed {MAX_REUSED_IN_A_ROW} allocations in a row that were trained "
+                "before: the search has nothing new to try at this budget; stop here or raise --budget"
+            )
     return summary
 
 
 def _tell(
     study: optuna.Study,
-    patience: object,
+    patience: Patience,
     trial: optuna.Trial,
     *,
     values: list[float] | None = None,
@@ -318,7 +291,7 @@ def _tell(
         return study.tell(trial, values, state=state)
 
     try:
-        return patience.call("recording a result", tell)  # type: ignore[attr-defined]
+        return patience.call("recording a result", tell)
     except optuna.exceptions.UpdateFinishedTrialError:
         return None
     except ValueError as exc:  # "Cannot tell a FAIL trial."

@@ -1,30 +1,26 @@
-"""The ``mtlsearch`` command line. Heavy imports (torch, timm, optuna, plotly) stay in commands."""
+"""The ``mtlsearch`` command line: each command is options in (typer), the public API
+(``_api``) and a display out (``_views``). Heavy imports (torch, timm, optuna, plotly) stay in
+the functions that need them, so ``mtlsearch --help`` pays for none."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from mtlsearch._cli_support import (
-    console,
-    describe_study,
-    err_console,
-    print_table,
-    push_figures,
-    repeat_front,
-    quiet_libraries,
-    show_trial,
-    start_workers,
-    stop_on_signals,
-    study_settings,
-    study_tasks,
-    train_and_save,
-    work,
-)
-from mtlsearch.errors import UsageError
+from mtlsearch import _api as api
+from mtlsearch import _flows as flows
+from mtlsearch._dashboard import LOOPBACK, serve
+from mtlsearch._data_out import studies_frame
+from mtlsearch._events import EventCallbacks, json_lines
+from mtlsearch._liveness import Reaper
+from mtlsearch._storage import Heartbeat, open_storage, redact, resolve_url
+from mtlsearch._views import console, describe_study, err_console, quiet_libraries, steps_progress, studies_table, trial_view
+from mtlsearch._worker import Liveness, trained_count
+from mtlsearch.errors import MtlsearchError, UsageError
 
 app = typer.Typer(
     help="Search how a multi-domain CNN should share its parameters under a budget.",
@@ -51,6 +47,7 @@ DataRootOpt = Annotated[Optional[Path], typer.Option(help="Image-folder tasks: R
 WeightsOpt = Annotated[Optional[Path], typer.Option(help="Start every candidate from this local checkpoint (.safetensors or a state dict); its sha256 is a study setting.")]
 WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's classifier alone, on frozen features, before joint training (the paper's pre-training; default 0).")]
 SamplerOpt = Annotated[Optional[str], typer.Option(help="tpe (default), random, nsga2 or gp: docs/search-quality.md compares them.")]
+AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random-resized crop and flip of every training batch (default: the preset's; on for the real-data presets).")]
 EarlyStopOpt = Annotated[Optional[float], typer.Option(help="Opt-in: stop a candidate whose mean val accuracy at a third of its steps is this far below the median of finished trials (e.g. 0.02).")]
 ExecutionOpt = Annotated[str, typer.Option(help="How a training step runs the tasks: auto (the faster way on this machine, timed on the first steps), loop (task after task) or stacked (all tasks in one call per layer). loop or stacked repeat a run bit for bit on the CPU.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
@@ -83,63 +80,33 @@ def run(
     weights: WeightsOpt = None,
     sampler: SamplerOpt = None,
     early_stop: EarlyStopOpt = None,
+    augment: AugmentOpt = None,
     execution: ExecutionOpt = "auto",
     repeats: Annotated[int, typer.Option(help="After the search, retrain the front's candidates (and bottom-specific) with this many new seeds; the report shows the spread.", min=0)] = 0,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
-    out: Annotated[Path, typer.Option(help="Folder for the HTML report.")] = Path("mtlsearch-report"),
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML report (default mtlsearch-report/), or a .html file.")] = None,
 ) -> None:
     """Create or resume a study and train candidates until it holds N trained trials."""
-    from mtlsearch._storage import Heartbeat, resolve_url
-    from mtlsearch._execution import set_execution
-
-    set_execution(execution)
-    settings = study_settings(
-        preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
-        granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
-        weights=weights, sampler=sampler, early_stop=early_stop,
-    )  # fmt: skip
-    beats = Heartbeat(heartbeat_interval, grace_period)
-    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
-    url = resolve_url(storage)
+    settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
+                                  granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
+                                  weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
+    beats, devices = flows.checked_run_options(heartbeat_interval, grace_period, execution, device, devices)
     quiet_libraries()
-    from mtlsearch._report import write_report
-    from mtlsearch._storage import open_storage
-    from mtlsearch._study import create_or_load, default_study_name, set_target
-
-    tasks = study_tasks(settings) if workers == 1 else None
-    name = study_name or default_study_name(settings)
-    study, created = create_or_load(open_storage(url, heartbeat=beats), name, settings)
-    target = set_target(study, n_trials)
-    from mtlsearch._worker import trained_count
-
-    trained = trained_count(study)
-    describe_study(name, url, settings, created, trained)
-    report_path = out / f"{name}.html"
-    interrupted = False
-    if trained >= target:
-        console.print(f"the study already holds {trained} trained trials (--n-trials {target}): nothing to train")
+    tasks = flows.load_tasks(settings) if workers == 1 else None
+    handle = api.create_study(settings, storage=storage, study_name=study_name, n_trials=n_trials, heartbeat=beats)
+    trained = flows.describe(handle, settings)
+    if trained >= handle.target:
+        console.print(f"the study already holds {trained} trained trials (--n-trials {handle.target}): nothing to train")
+        interrupted = False
     elif workers == 1:
-        stop_on_signals()
-        try:
-            work(study, settings, tasks, n_trials=target, timeout=timeout, device=device_list[0], beats=beats, patience=patience)  # type: ignore[arg-type]
-        except KeyboardInterrupt:
-            interrupted = True
-            console.print("[yellow]stopped: the running trial was failed and will be retried on the next run[/]")
+        interrupted = flows.search_here(handle, settings, tasks, device=devices[0], execution=execution, timeout=timeout, beats=beats, patience=patience)
     else:
-        interrupted = start_workers(study, name, url, workers, device_list, target=target, timeout=timeout,
-                                beats=beats, patience=patience, execution=execution)  # fmt: skip
+        interrupted = flows.search_in_workers(handle, workers, devices, timeout=timeout, beats=beats, patience=patience, execution=execution)
     if repeats and not interrupted:
-        try:
-            repeat_front(study, settings, tasks, repeats, device_list[0])
-        except KeyboardInterrupt:
-            interrupted = True
-            console.print("[yellow]stopped: the repeats stored so far are kept; the next run with --repeats trains the rest[/]")
-    write_report(study, report_path)
-    push_figures(study)
-    print_table(study)
-    console.print(f"report: {report_path}")
+        interrupted = flows.repeat(handle.study, settings, tasks, repeats, device=devices[0], execution=execution)
+    flows.report(handle.study, out)
     if interrupted:
         raise typer.Exit(130)
 
@@ -162,31 +129,25 @@ def create(
     weights: WeightsOpt = None,
     sampler: SamplerOpt = None,
     early_stop: EarlyStopOpt = None,
+    augment: AugmentOpt = None,
 ) -> None:
     """Create a study for workers to join: settings stored, baselines enqueued, once."""
-    from mtlsearch._storage import redact, resolve_url
 
-    settings = study_settings(
-        preset, data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
-        granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
-        weights=weights, sampler=sampler, early_stop=early_stop,
-    )  # fmt: skip
-    url = resolve_url(storage)
+    settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
+                                  granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
+                                  weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
     quiet_libraries()
-    from mtlsearch._storage import open_storage
-    from mtlsearch._study import TARGET_ATTR, create_or_load, default_study_name, set_target
-
-    name = study_name or default_study_name(settings)
-    study, created = create_or_load(open_storage(url), name, settings)
-    before = study.user_attrs.get(TARGET_ATTR)
-    target = set_target(study, n_trials)
-    if created:
-        describe_study(name, url, settings, True, 0)
-        console.print(f"target: {target} trained trials. Start workers with:\n  mtlsearch worker --study-name {name} --storage '{redact(url)}'")
-    elif before != target:
-        console.print(f"study {name} already exists on {redact(url)} with the same settings; target changed from {before} to {target} trained trials")
+    before = flows.stored_target(storage, study_name or flows.default_name(settings))
+    handle = api.create_study(settings, storage=storage, study_name=study_name, n_trials=n_trials)
+    where = redact(handle.url)
+    if handle.created:
+        flows.describe(handle, settings)
+        console.print(f"target: {handle.target} trained trials. Start workers with:\n  "
+                      f"mtlsearch worker --study-name {shlex.quote(handle.name)} --storage {shlex.quote(where)}", markup=False)  # fmt: skip
+    elif before != handle.target:
+        console.print(f"study {handle.name} already exists on {where} with the same settings; target changed from {before} to {handle.target} trained trials", markup=False)
     else:
-        console.print(f"study {name} already exists on {redact(url)} with the same settings: nothing to do (target {target} trained trials)")
+        console.print(f"study {handle.name} already exists on {where} with the same settings: nothing to do (target {handle.target} trained trials)", markup=False)
 
 
 @app.command()
@@ -205,34 +166,25 @@ def worker(
     events: Annotated[bool, typer.Option(help="Progress as JSON lines on stdout (for 'run --workers').", hidden=True)] = False,
 ) -> None:
     """Join a study and train candidates until its target of trained trials is reached."""
-    from mtlsearch._storage import Heartbeat, resolve_url
-    from mtlsearch._execution import set_execution
 
-    set_execution(execution)
     beats = Heartbeat(heartbeat_interval, grace_period)
-    url = resolve_url(storage)
+    api.check_execution(execution)
     quiet_libraries()
-    from mtlsearch._storage import open_storage
-    from mtlsearch._settings import with_weights
-    from mtlsearch._study import DEFAULT_N_TRIALS, TARGET_ATTR, check_shapes, load_study, stored_settings
-    from mtlsearch._worker import trained_count
-
-    study = load_study(open_storage(url, heartbeat=beats), study_name, hint=f"create it first: mtlsearch create --study-name {study_name} --storage URL [settings]")
-    settings = with_weights(stored_settings(study), weights)
-    check_shapes(study, settings)
-    target = n_trials or int(study.user_attrs.get(TARGET_ATTR, DEFAULT_N_TRIALS))
-    tasks = study_tasks(settings, data_root)
+    study, settings, target = api.join_study(study_name, storage=storage, heartbeat=beats, weights=weights)
+    tasks = flows.load_tasks(settings, data_root)
     if not events:
-        describe_study(study_name, url, settings, False, trained_count(study))
-    stop_on_signals()
+        describe_study(study_name, api.resolve_url(storage), settings, False, trained_count(study))
+        flows.search_here(api.StudyHandle(study, study_name, api.resolve_url(storage), False, n_trials or target), settings, tasks,
+                     device=device, execution=execution, timeout=timeout, beats=beats, patience=patience, exit_on_stop=True)  # fmt: skip
+        if trained_count(study) >= (n_trials or target):  # the study is finished: the dashboard shows it
+            flows.push(study)
+        return
+    flows.stop_on_signals()
     try:
-        work(study, settings, tasks, n_trials=target, timeout=timeout, device=device, beats=beats, patience=patience, events=events)
+        api.search(study, settings, tasks, n_trials=n_trials or target, device=device, execution=execution, timeout=timeout,
+                   callbacks=EventCallbacks(json_lines()), liveness=Liveness(beats.interval, patience))  # fmt: skip
     except KeyboardInterrupt:
-        if not events:
-            console.print("[yellow]stopped: the running trial was failed and will be retried[/]")
         raise typer.Exit(130) from None
-    if not events and trained_count(study) >= target:  # the study is finished: the dashboard shows it
-        push_figures(study)
 
 
 @app.command()
@@ -244,7 +196,6 @@ def proxy(
     threads: Annotated[int, typer.Option(help="Requests served at once (and database connections).", min=1)] = 10,
 ) -> None:
     """Serve the storage to workers over gRPC (Optuna's storage proxy): workers use --storage grpc://HOST:PORT."""
-    from mtlsearch._storage import redact, resolve_url
 
     url = resolve_url(storage)
     if url.startswith("grpc://"):
@@ -255,8 +206,6 @@ def proxy(
 
     import optuna
 
-    from mtlsearch._liveness import Reaper
-    from mtlsearch._storage import open_storage
 
     try:
         import grpc  # noqa: F401
@@ -269,7 +218,7 @@ def proxy(
     reaper = threading.Thread(target=Reaper(backing, grace_period).run_forever, args=(max(1, grace_period / 4), stop), daemon=True)
     reaper.start()
     console.print(f"serving {redact(url)} on grpc://{host}:{port} (Ctrl-C stops)", markup=False)
-    stop_on_signals()
+    flows.stop_on_signals()
     try:
         optuna.storages.run_grpc_proxy_server(backing, host=host, port=port, thread_pool=ThreadPoolExecutor(threads))
     except KeyboardInterrupt:
@@ -282,31 +231,11 @@ def proxy(
 def report(
     study_name: Annotated[Optional[str], typer.Option(help="Study (default: the only one in the storage).")] = None,
     storage: StorageOpt = None,
-    out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: <study>.html).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML report (default mtlsearch-report/), or a .html file.")] = None,
 ) -> None:
     """Write the self-contained HTML report of a study, push its figures to the dashboard, print its table."""
-    study = _open_study(storage, study_name)
-    from mtlsearch._report import write_report
-
-    path = write_report(study, out or Path(f"{study.study_name}.html"))
-    push_figures(study)
-    print_table(study)
-    console.print(f"report: {path}")
-
-
-def _open_study(storage: str | None, study_name: str | None):  # type: ignore[no-untyped-def]
-    """The named study, or the only one in the storage."""
-    quiet_libraries()
-    from mtlsearch._storage import open_storage, resolve_url
-    from mtlsearch._study import load_study
-
-    opened = open_storage(resolve_url(storage))
-    if study_name is None:
-        names = [s.study_name for s in opened.get_all_studies()]
-        if len(names) != 1:
-            raise UsageError(f"the storage holds {len(names)} studies ({', '.join(names) or 'none'}): pass --study-name")
-        study_name = names[0]
-    return load_study(opened, study_name)
+    study = flows.open(storage, study_name)
+    flows.report(study, out)
 
 
 @app.command()
@@ -317,15 +246,13 @@ def dashboard(
 ) -> None:
     """Open the storage in optuna-dashboard (figures and notes pushed by run and report)."""
     quiet_libraries()
-    from mtlsearch._dashboard import LOOPBACK, serve
-    from mtlsearch._storage import open_storage, redact, resolve_url
 
     url = resolve_url(storage)
     opened = open_storage(url)
     if host not in LOOPBACK:
         err_console.print(f"warning: the dashboard on {host} has no authentication; anyone who reaches port {port} can read and change every study", markup=False)
     console.print(f"optuna-dashboard for {redact(url)} on http://{host}:{port}/dashboard/ (Ctrl-C stops)", markup=False, highlight=False)
-    stop_on_signals()
+    flows.stop_on_signals()
     try:
         serve(opened, host=host, port=port)
     except KeyboardInterrupt:
@@ -336,25 +263,9 @@ def dashboard(
 def studies(storage: StorageOpt = None) -> None:
     """List the studies: budget, backbone, tasks, trial counts, best accuracy."""
     quiet_libraries()
-    from rich.table import Table
-
-    from mtlsearch._data_out import studies_frame
-    from mtlsearch._storage import open_storage, redact, resolve_url
 
     url = resolve_url(storage)
-    frame = studies_frame(open_storage(url))
-    if not len(frame):
-        console.print(f"{redact(url)} holds no study")
-        return
-    table = Table(title=f"Studies in {redact(url)}", title_justify="left")
-    for col in ("study", "budget", "backbone", "tasks", "trained", "infeasible", "failed", "running", "best accuracy"):
-        table.add_column(col, justify="left" if col in ("study", "backbone", "tasks") else "right")
-    for r in frame.to_dict("records"):
-        trained = f"{r['trained']}/{r['target']}" if r["target"] else str(r["trained"])
-        best = "" if r["best_accuracy"] is None or r["best_accuracy"] != r["best_accuracy"] else f"{r['best_accuracy']:.4f}"
-        table.add_row(r["study"], "" if r["budget"] is None else f"{r['budget']:g}", r["backbone"] or "(not mtlsearch)", r["tasks"],
-                      trained, str(r["infeasible"]), str(r["failed"]), str(r["running"]), best)  # fmt: skip
-    console.print(table)
+    studies_table(studies_frame(open_storage(url)), redact(url))
 
 
 @app.command()
@@ -364,23 +275,23 @@ def show(
     storage: StorageOpt = None,
 ) -> None:
     """One candidate: its allocation by unit, parameter counts, per-task accuracy."""
-    show_trial(_open_study(storage, study_name), trial)
+
+    study = flows.open(storage, study_name)
+    trial_view(api.trial_detail(study, trial), study.study_name)
 
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option(help="File to write.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the file (default mtlsearch-report/, as <study>.<format>), or a file.")] = None,
     format: Annotated[str, typer.Option("--format", help="csv, parquet or json.")] = "csv",
     study_name: Annotated[Optional[str], typer.Option(help="Study (default: the only one in the storage).")] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Write every trial as one row (per-task accuracy and allocation as columns)."""
-    from mtlsearch._data_out import EXPORT_FORMATS, export as write
-
-    if format not in EXPORT_FORMATS:
-        raise UsageError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
-    path, rows = write(_open_study(storage, study_name), format, out)
-    console.print(f"{rows} trials written to {path}")
+    if format not in api.EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {format!r}: use one of {', '.join(api.EXPORT_FORMATS)}")
+    path, rows = api.export_trials(flows.open(storage, study_name), out, fmt=format)
+    console.print(f"{rows} trials written to {path}", markup=False)
 
 
 @app.command()
@@ -396,18 +307,21 @@ def train(
     data_root: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's image folders.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     execution: ExecutionOpt = "auto",
+    allow_over_budget: Annotated[bool, typer.Option(help="Train a candidate over the study's budget (independent, say); the card records it.")] = False,
 ) -> None:
     """Train one candidate at full fidelity, test it, and save it (weights, card, log)."""
-    from mtlsearch._execution import set_execution
 
-    set_execution(execution)
+    api.check_execution(execution)
     if (trial is None) == (strategy is None):
         raise UsageError("pass exactly one of --trial N and --strategy NAME")
-    if weights is not None and not weights.is_file():
-        raise UsageError(f"weights file {weights} does not exist: pass a .safetensors file or a saved state dict")
-    study = _open_study(storage, study_name)
-    train_and_save(study, out, trial=trial, strategy=strategy, epochs=epochs, weights=weights, data_root=data_root, device=device,
-                   head_warmup_epochs=head_warmup_epochs)  # fmt: skip
+    study = flows.open(storage, study_name)
+    progress, bar = steps_progress("training")
+    with progress:
+        result, folder = api.train(study, out, trial=trial, strategy=strategy, epochs=epochs, weights=weights, head_warmup_epochs=head_warmup_epochs,
+                                   data_root=data_root, device=device, execution=execution, allow_over_budget=allow_over_budget, log=lambda line: progress.console.print(line, markup=False, highlight=False),
+                                   on_step=lambda done, total: progress.update(bar, completed=done, total=total))  # type: ignore[arg-type]  # fmt: skip
+    console.print(f"mean accuracy: val {result.card['mean_val_accuracy']:.4f}, test {result.card['mean_test_accuracy']:.4f}\n"
+                  f"saved to {folder}: model.safetensors, card.json, train.log (reload with mtlsearch.load_trained)", markup=False)  # fmt: skip
 
 
 @app.command()
@@ -416,12 +330,13 @@ def backbones() -> None:
     from mtlsearch.models import BACKBONES
 
     for entry in BACKBONES.values():
-        console.print(f"{entry.name:<18} {entry.description}")
+        console.print(f"{entry.name:<18} {entry.description}", markup=False)
+
+
+
 
 
 def main() -> None:
-    from mtlsearch.errors import MtlsearchError
-
     try:
         app()
     except UsageError as exc:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["MtlsearchError", "UsageError", "StorageError", "SettingsMismatchError", "DatasetError", "StorageUnavailableError", "SamplerStalledError"]
+__all__ = [
+    "DatasetError",
+    "MtlsearchError",
+    "SearchStalledError",
+    "SettingsMismatchError",
+    "StorageError",
+    "StorageUnavailableError",
+    "TrainingDivergedError",
+    "UsageError",
+    "first_line",
+]
 
 
 class MtlsearchError(Exception):
@@ -29,5 +39,16 @@ class StorageUnavailableError(MtlsearchError):
     """The database went away mid-run and did not come back within the worker's patience."""
 
 
-class SamplerStalledError(MtlsearchError):
-    """The sampler keeps proposing over-budget candidates: it does not learn the budget."""
+class TrainingDivergedError(MtlsearchError):
+    """Training diverged in several trials in a row: the worker stops instead of failing forever."""
+
+
+class SearchStalledError(MtlsearchError):
+    """The sampler keeps proposing allocations that were trained before: nothing new to try."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what an exception (or the driver error beneath it) says."""
+    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(getattr(cause, "orig", None) or cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__

@@ -157,31 +157,28 @@ class TcpForwarder:
 
 
 def fill_study(study, settings, *, trials: int, seed: int = 0) -> None:
-    """Record the baselines and ``trials`` proposals around the budget the way a worker does
-    (attributes, constraint, over-budget ones PRUNED), with a made-up accuracy instead of
-    training: fast, and known to the test."""
+    """Record the baselines and ``trials`` proposals of the search space the way a worker does
+    (attributes, constraint), with a made-up accuracy instead of training: fast, and known to
+    the test."""
+    import math
+
     import optuna
     from optuna.trial import TrialState
 
-    from mtlsearch._study import AllocationSpace, space_for
-    from mtlsearch._worker import FEASIBLE_TOLERANCE, _propose
+    from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
+    from mtlsearch._study import space_for
+    from mtlsearch._worker import propose
 
     study.sampler = optuna.samplers.RandomSampler(seed=seed)
     rng = np.random.default_rng(seed)
     space = space_for(settings)
-    weights = {u: sum(c.out_channels * c.weights_per_filter for c in cs) for u, cs in space.spec.unit_convs(settings.granularity).items()}
-    room = settings.budget * space.spec.conv_params
-    for _ in range(trials):  # spread about the budget: most fit, some do not
-        share = rng.dirichlet(np.ones(len(weights))) * room * rng.uniform(0.3, 1.3)
-        allocation = {u: min(space.caps[u], float(x) / weights[u]) for u, x in zip(weights, share)}
-        study.enqueue_trial(AllocationSpace.params(allocation))
+    for _ in range(trials):  # totals spread from one filter to the whole budget, on a log scale
+        total = math.exp(rng.uniform(math.log(space.smallest), math.log(settings.budget)))
+        study.enqueue_trial({TOTAL_PARAM: total, **{SHARE_PREFIX + u: float(rng.uniform()) for u in space.unit_convs}})
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial = study.ask()
         strategy = trial.user_attrs.get("strategy", "search")
-        candidate = _propose(study, trial, settings, settings.num_classes, strategy)
-        if candidate.violation(settings.budget) > FEASIBLE_TOLERANCE:
-            study.tell(trial, state=TrialState.PRUNED)
-            continue
+        candidate = propose(study, trial, settings, strategy)
         base = 0.7 + 0.5 * candidate.specific_fraction + float(rng.normal(0, 0.02))
         task_accuracy = {t: round(base + 0.01 * (i - 1.5), 4) for i, t in enumerate(settings.tasks)}
         trial.set_user_attr("task_accuracy", task_accuracy)

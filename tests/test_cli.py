@@ -119,6 +119,7 @@ def test_image_folder_run(tmp_path: Path) -> None:
     study = _study(tmp_path / "mtlsearch.db")
     assert study.user_attrs["settings"]["tasks"] == ["art", "photo"]
     assert study.user_attrs["settings"]["dataset"] == "folder"
+    assert study.study_name == "folder-data-resnet18-narrow-budget0.1"  # named after the folder, not the embedded preset
 
 
 def test_ctrl_c_leaves_no_running_trial_and_writes_the_report(tmp_path: Path) -> None:

@@ -28,21 +28,24 @@ def test_export_round_trips_through_pandas(stored, fmt, read) -> None:
     table = read(out)
     assert len(table) == len(study.trials) and list(table["trial"]) == list(range(len(study.trials)))
     assert {f"accuracy.{t}" for t in settings.tasks} <= set(table.columns)
-    assert {"allocation.stem", "allocation.layer4.1", "params", "constraint", "state", "strategy"} <= set(table.columns)
+    assert {"allocation.conv1.0", "allocation.layer4.1.conv2", "params", "constraint", "state", "strategy"} <= set(table.columns)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     row = table.set_index("trial").loc[complete[0].number]
     assert row["accuracy"] == pytest.approx(complete[0].values[0])
     assert row[f"accuracy.{settings.tasks[0]}"] == pytest.approx(complete[0].user_attrs["task_accuracy"][settings.tasks[0]])
     assert row["strategy"] == "shared" and row["state"] == "COMPLETE"
-    assert set(table["state"]) == {"COMPLETE", "PRUNED"}
+    assert set(table["state"]) == {"COMPLETE"}  # every proposal fits the budget: none is PRUNED
+    assert (table["constraint"] <= 0).all()
 
 
 def test_export_rejects_bad_input(stored) -> None:
     url, _, _, folder = stored
     bad = run_cli("export", "--study-name", "known", "--storage", url, "--format", "xlsx", "--out", "x", cwd=folder)
     assert bad.returncode == 2 and bad.stderr == "error: unknown export format 'xlsx': use one of csv, parquet, json\n"
-    nowhere = run_cli("export", "--study-name", "known", "--storage", url, "--out", "no/such/dir/t.csv", cwd=folder)
-    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
+    nested = run_cli("export", "--study-name", "known", "--storage", url, "--out", "new/dir/t.csv", cwd=folder)
+    assert nested.returncode == 0 and (folder / "new" / "dir" / "t.csv").is_file()  # folders are made, as for the report
+    default = run_cli("export", "--study-name", "known", "--storage", url, cwd=folder)
+    assert default.returncode == 0 and (folder / "mtlsearch-report" / "known.csv").is_file()  # the one rule for outputs
     ambiguous = run_cli("export", "--storage", url, "--out", "t.csv", cwd=folder)
     assert ambiguous.returncode == 2 and "pass --study-name" in ambiguous.stderr
 
@@ -68,8 +71,8 @@ def test_show_prints_a_candidate_in_full(stored) -> None:
     out = result.stdout
     assert "trial 1 of known · COMPLETE · bottom-specific" in out
     assert f"{study.trials[1].user_attrs['params']:,}" in out
-    stem = next(line for line in out.splitlines() if "│ stem " in line)
-    assert "1.000" in stem and "32/32" in stem  # bottom-specific owns the whole stem
+    first = next(line for line in out.splitlines() if "│ conv1.0 " in line)
+    assert "1.000" in first and "8/8" in first  # bottom-specific owns the whole first conv (layer units)
     for task, accuracy in study.trials[1].user_attrs["task_accuracy"].items():
         assert f"{accuracy:.4f}" in out and task in out
     missing = run_cli("show", "--study-name", "known", "--storage", url, "--trial", "999", cwd=folder)
@@ -94,7 +97,7 @@ def test_reading_results_needs_no_torch(stored) -> None:
 
 
 def test_a_worker_whose_timm_builds_another_backbone_is_refused(stored) -> None:
-    from mtlsearch._study import SHAPES_ATTR
+    from mtlsearch._schema import SHAPES_ATTR
 
     url, study, settings, folder = stored
     storage = open_storage(url)

@@ -8,33 +8,64 @@ import numpy as np
 import pytest
 
 from conftest import write_image_folder
-from mtlsearch.datasets import DOMAINS, load_fashion_domains, load_folder, load_tasks, scan_folder
+from mtlsearch.datasets import DOMAINS, EMBEDDED_BENCHMARKS, load_embedded, load_fashion_domains, load_folder, load_tasks, scan_folder
 from mtlsearch.errors import DatasetError
 
 RAW = Path("/usr/share/datasets/fashion-mnist")
 
 
-def test_embedded_benchmark_loads_offline_with_four_domains() -> None:
-    tasks = load_fashion_domains()
-    assert [t.name for t in tasks] == list(DOMAINS)
-    assert {t.num_classes for t in tasks} == {10, 4}  # one coarse label set
+def test_embedded_benchmark_loads_offline_with_eight_domains() -> None:
+    tasks = load_embedded()
+    assert [t.name for t in tasks] == list(DOMAINS) == [f"mux-{d}" for d in "abcd"] + [f"plain-{d}" for d in "abcd"]
+    assert {t.num_classes for t in tasks} == {10}
     for task in tasks:
         assert task.train.images.shape[1:] == (3, 28, 28) and task.train.images.dtype == np.uint8
+        assert (len(task.train), len(task.val), len(task.test)) == (250, 2500, 1250)
         assert set(np.unique(task.val.labels)) <= set(range(task.num_classes))
-    # different low-level statistics: mean brightness differs across domains
+    plain = tasks[4].train.images
+    assert np.array_equal(plain[:, 0], plain[:, 1]) and np.array_equal(plain[:, 0], plain[:, 2])  # grey
+    assert not np.array_equal(tasks[0].train.images[:, 0], tasks[0].train.images[:, 1])  # colour
+
+
+def test_a_multiplexed_image_holds_its_labelled_garment_in_its_own_colour_direction() -> None:
+    """Unmixing a mux image with the inverse of its domain's mixing matrix gives back the
+    labelled garment and the two distractors (other garments of the same split); the labelled
+    one has no brightness, the brighter distractor is in the brightness, and each domain's
+    labelled direction is its own."""
+    from mtlsearch.datasets._mux import GREY
+
+    with np.load(resources.files("mtlsearch.datasets").joinpath("fashion_mux.npz")) as archive:  # type: ignore[arg-type]
+        mixes = [archive[f"mux-{d}.mix"] for d in "abcd"]
+        garments = archive["mux-a.val.images"][:, 0].astype(np.float64) / 255
+        distractors = archive["mux-a.val.distractors"]
+    images = load_embedded()[0].val.images[:50].astype(np.float64)
+    unmixed = np.einsum("nchw,kc->nkhw", images - 127.5, np.linalg.inv(mixes[0]))
+    assert np.abs(unmixed[:, 0] - garments[:50]).max() < 0.03  # uint8 rounding only
+    assert np.abs(unmixed[:, 1] - garments[distractors[:50, 0]]).max() < 0.03
+    assert np.abs(unmixed[:, 2] - garments[distractors[:50, 1]]).max() < 0.03
+    assert (distractors != np.arange(len(distractors))[:, None]).all() and (distractors[:, 0] != distractors[:, 1]).all()
+    labels = [m[:, 0] / np.linalg.norm(m[:, 0]) for m in mixes]
+    assert all(abs(label @ GREY) < 1e-9 for label in labels)  # no brightness
+    assert all(np.linalg.norm(m[:, 1]) > np.linalg.norm(m[:, 0]) for m in mixes)  # a brighter distractor
+    assert all(abs(labels[i] @ labels[j]) < 0.75 for i in range(4) for j in range(i))  # 45 degrees apart or more
+
+
+def test_the_control_benchmark_loads_with_its_four_domains() -> None:
+    tasks = load_fashion_domains()
+    assert [t.name for t in tasks] == list(EMBEDDED_BENCHMARKS["fashion-domains"].domains)
+    assert {t.num_classes for t in tasks} == {10, 4}  # one coarse label set
     means = [t.train.images.mean() for t in tasks]
-    assert max(means) - min(means) > 40
+    assert max(means) - min(means) > 40  # different low-level statistics
 
 
-def test_embedded_file_is_small() -> None:
-    path = resources.files("mtlsearch.datasets").joinpath("fashion_domains.npz")
-    assert path.stat().st_size < 10_000_000  # type: ignore[attr-defined]
-
-
-def test_every_task_and_split_uses_its_own_images() -> None:
-    with np.load(resources.files("mtlsearch.datasets").joinpath("fashion_domains.npz")) as archive:  # type: ignore[arg-type]
+@pytest.mark.parametrize("benchmark", list(EMBEDDED_BENCHMARKS))
+def test_embedded_files_are_small_and_every_task_and_split_uses_its_own_images(benchmark: str) -> None:
+    info = EMBEDDED_BENCHMARKS[benchmark]
+    path = resources.files("mtlsearch.datasets").joinpath(info.file)
+    assert path.stat().st_size < 13_000_000  # type: ignore[attr-defined]
+    with np.load(path) as archive:  # type: ignore[arg-type]
         pools: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-        for domain in DOMAINS:
+        for domain in info.domains:
             for split in ("train", "val", "test"):
                 pools["test" if split == "test" else "train"].append(archive[f"{domain}.{split}.source_index"])
     for indices in pools.values():
@@ -48,6 +79,8 @@ def test_loading_is_deterministic_and_train_size_takes_a_fixed_subset() -> None:
     for x, y in zip(a, b):
         assert len(x.train) == 300
         assert np.array_equal(x.train.images, y.train.images) and np.array_equal(x.val.labels, y.val.labels)
+    c, d = load_tasks("fashion-mux", image_size=28, train_size=100), load_tasks("fashion-mux", image_size=28, train_size=100)
+    assert all(np.array_equal(x.train.images, y.train.images) and len(x.train) == 100 for x, y in zip(c, d))
 
 
 def test_embedded_resizes_to_the_study_image_size() -> None:
@@ -56,11 +89,13 @@ def test_embedded_resizes_to_the_study_image_size() -> None:
 
 
 @pytest.mark.skipif(not RAW.is_dir(), reason="needs 'apt-get install dataset-fashion-mnist' (.ci/run installs it)")
-def test_rebuilding_gives_the_same_file(tmp_path: Path) -> None:
-    from mtlsearch.datasets.build_fashion_domains import main
+@pytest.mark.parametrize("benchmark", list(EMBEDDED_BENCHMARKS))
+def test_rebuilding_gives_the_same_file(tmp_path: Path, benchmark: str) -> None:
+    import importlib
 
-    main(["--raw", str(RAW), "--out", str(tmp_path / "rebuilt.npz")])
-    shipped = resources.files("mtlsearch.datasets").joinpath("fashion_domains.npz").read_bytes()
+    info = EMBEDDED_BENCHMARKS[benchmark]
+    importlib.import_module(f"mtlsearch.datasets.{info.builder}").main(["--raw", str(RAW), "--out", str(tmp_path / "rebuilt.npz")])
+    shipped = resources.files("mtlsearch.datasets").joinpath(info.file).read_bytes()
     rebuilt = (tmp_path / "rebuilt.npz").read_bytes()
     assert hashlib.sha256(rebuilt).hexdigest() == hashlib.sha256(shipped).hexdigest()
 

@@ -259,7 +259,7 @@ def test_the_documented_slurm_and_kubernetes_workers_run(pg_url: str, tmp_path: 
 def test_a_stop_swallowed_by_a_finaliser_still_stops_the_worker() -> None:
     code = """
 import os, signal
-from mtlsearch._cli_support import stop_on_signals
+from mtlsearch._flows import stop_on_signals
 stop_on_signals()
 class Finaliser:
     def __del__(self):  # like a garbage-collection callback: Python ignores what it raises

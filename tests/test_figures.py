@@ -15,7 +15,9 @@ from mtlsearch._figures import (
     shown_candidates,
     task_accuracy_frame,
 )
-from mtlsearch._report import pareto_info, reference_params, trials_frame, write_report
+from mtlsearch._figures import pareto_figure
+from mtlsearch._report import write_report
+from mtlsearch._results import pareto_info, reference_params, trials_frame
 from mtlsearch._study import study_spec
 from mtlsearch.models import BASELINES
 
@@ -32,22 +34,20 @@ def _dominated(a, b) -> bool:
     return b[0] >= a[0] and b[1] <= a[1] and (b[0] > a[0] or b[1] < a[1])
 
 
-def test_front_baselines_and_infeasible_are_told_apart(known_study) -> None:
+def test_front_and_baselines_are_told_apart_and_nothing_is_over_budget(known_study) -> None:
     study, settings = known_study
     info = pareto_info(study)
     points = {r.trial: (r.accuracy, r.params) for r in info.trained.itertuples()}
     expected = {n for n, p in points.items() if not any(_dominated(p, q) for q in points.values())}
     assert set(info.front["trial"]) == expected and expected
-    assert len(info.infeasible) > 0  # random proposals overshoot the budget
-    assert not set(info.infeasible["trial"]) & set(info.trained["trial"])
-    assert (info.infeasible["specific_fraction"] > settings.budget).all()
+    assert len(info.infeasible) == 0  # the search space fits every proposal to the budget
+    assert "over budget" not in {t.name for t in pareto_figure(info).data}  # so the figure has no strip for them
     shown = shown_candidates(info)
     assert list(shown["strategy"][: len(BASELINES)]) == list(BASELINES)
     assert list(shown["label"][: len(BASELINES)]) == [f"{s} #{i}" for i, s in enumerate(BASELINES)]
     searched = shown.iloc[len(BASELINES):]
     assert set(searched["trial"]) == expected - set(info.baselines["trial"])
     assert all(label == f"front #{t}" for label, t in zip(searched["label"], searched["trial"]))
-    assert not set(shown["trial"]) & set(info.infeasible["trial"])
     assert info.budget_params == reference_params(settings, study_spec(study, settings))[1]
     assert (info.trained["params"] <= info.budget_params).all()
 
@@ -56,7 +56,7 @@ def test_allocation_heatmap_shows_where_each_strategy_put_its_filters(known_stud
     study, settings = known_study
     data = allocation_info(pareto_info(study), settings, study_spec(study, settings))
     rows = dict(zip(data.labels, data.fractions))
-    assert data.units[0] == "stem" and data.units[-1] == "layer4.1"
+    assert data.units[0] == "conv1.0" and data.units[-1] == "layer4.1.conv2"  # the embedded preset: layer units
     assert rows["shared #0"] == [0.0] * len(data.units)
     bottom, top = rows["bottom-specific #1"], rows["top-specific #2"]
     assert bottom[0] == 1.0 and bottom[-1] == 0.0 and bottom == sorted(bottom, reverse=True)
@@ -99,3 +99,24 @@ def test_report_is_one_offline_file_with_every_figure(known_study, tmp_path: Pat
     assert page.count("Plotly=") <= 1 or page.count("plotly.js v") == 1
     assert not re.search(r"<link[^>]*href=\"https?:", page) and "@import" not in page
     assert "fonts.googleapis" not in page and "cdn.plot.ly" not in page.replace("https://cdn.plot.ly", "")
+
+
+def test_labels_of_the_baselines_on_the_budget_line_do_not_overlap(known_study) -> None:
+    study, _ = known_study
+    fig = pareto_figure(pareto_info(study))
+    positions = {t.name: t.textposition for t in fig.data if t.name in BASELINES}
+    assert set(positions) == set(BASELINES) and len(set(positions.values())) == len(BASELINES)
+
+
+def test_the_hypervolume_axis_shows_the_noise_and_titles_are_short(known_study) -> None:
+    from mtlsearch._report import report_figures
+
+    study, settings = known_study
+    frame = trials_frame(study)
+    flat = hypervolume_info(study, frame, settings)._replace(hypervolume=[0.841, 0.8415, 0.842], noise=0.02)
+    low, high = flat.y_range()
+    assert high - low >= 4 * 0.02 and low <= 0.841 and high >= 0.842  # a change of 0.001 is not a cliff
+    low, high = flat._replace(noise=None).y_range()
+    assert high - low >= 0.05
+    for key, figure in report_figures(study).items():
+        assert len(figure.layout.title.text) <= 40, key  # fits optuna-dashboard's half-width card

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from mtlsearch._report import pareto_figure, pareto_info, summary_table, write_report
+from mtlsearch._figures import pareto_figure
+from mtlsearch._report import write_report
+from mtlsearch._results import pareto_info, summary_table
 from mtlsearch._study import create_or_load
 
 TASKS = ("grayscale", "negative-tint", "sketch", "striped")
@@ -75,3 +79,16 @@ def test_report_is_self_contained(study, tmp_path) -> None:
     page = write_report(study, tmp_path / "x.html").read_text()
     assert "<script src=" not in page  # plotly.js inline: no network needed
     assert "negative-tint" in page and "bottom-specific" in page
+
+
+@pytest.mark.parametrize("name", ["../../escaped_report", "<script>alert(1)</script>", "a/b\\c", "..", "", "x" * 300])
+def test_a_study_name_never_chooses_where_its_report_lands(name: str, tmp_path) -> None:
+    from mtlsearch._report import output_path, safe_name
+
+    for out in (None, tmp_path / "reports"):
+        path = output_path(out, name, ".html")
+        folder = (out or Path("mtlsearch-report")).resolve()
+        assert path.resolve().parent == folder and path.suffix == ".html"
+        assert not set(safe_name(name)) & set("/\\<>:\"|?* ") and not safe_name(name).startswith(".")
+        assert 0 < len(safe_name(name)) <= 120
+    assert output_path(tmp_path / "mine.html", name, ".html") == tmp_path / "mine.html"  # a file named by the user is used as it is

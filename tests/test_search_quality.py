@@ -50,14 +50,16 @@ def test_probe_stops_training_at_a_third_of_the_steps(tiny_settings) -> None:
 
 
 def test_early_stop_rule_prunes_candidates_below_the_median_and_counts_them(tiny_settings) -> None:
-    from mtlsearch._report import pareto_info
-    from mtlsearch._worker import STOPPED_ATTR, run_worker, trained_count
+    from mtlsearch._results import pareto_info
+    from mtlsearch._api import search
+    from mtlsearch._schema import STOPPED_EARLY as STOPPED_ATTR
+    from mtlsearch._worker import trained_count
 
     settings, tasks = tiny_settings
     settings = dataclasses.replace(settings, early_stop=0.05)
     study = _study(settings)
     _add_probed(study, 0.99, 4)  # far above what a candidate reaches in a third of one tiny epoch
-    summary = run_worker(study, settings, tasks, n_trials=4 + 3, device="cpu")
+    summary = search(study, settings, tasks, n_trials=4 + 3, device="cpu")
     assert len(summary.stopped) == 3 and not summary.trained
     assert trained_count(study) == 4 + 3  # stopped trials are trained trials: the target is met
     for number in summary.stopped:
@@ -72,13 +74,15 @@ def test_early_stop_rule_prunes_candidates_below_the_median_and_counts_them(tiny
 
 
 def test_early_stop_rule_waits_for_enough_probed_trials(tiny_settings) -> None:
-    from mtlsearch._worker import MIN_PROBED, PROBE_ATTR, run_worker
+    from mtlsearch._api import search
+    from mtlsearch._schema import PROBE_ACCURACY as PROBE_ATTR
+    from mtlsearch._worker import MIN_PROBED
 
     settings, tasks = tiny_settings
     settings = dataclasses.replace(settings, early_stop=0.0)
     study = _study(settings)
     _add_probed(study, 0.99, MIN_PROBED - 2)  # the first trained trial brings MIN_PROBED - 1
-    summary = run_worker(study, settings, tasks, n_trials=MIN_PROBED - 1, device="cpu")
+    summary = search(study, settings, tasks, n_trials=MIN_PROBED - 1, device="cpu")
     assert summary.trained and not summary.stopped
     assert PROBE_ATTR in study.trials[summary.trained[0]].user_attrs
 
@@ -115,8 +119,8 @@ def test_sampler_cli_errors(tmp_path) -> None:
 
 
 def test_repeats_retrain_the_front_and_the_report_shows_the_spread(tmp_path) -> None:
-    from mtlsearch._repeats import repeat_targets, repeats_of
-    from mtlsearch._report import pareto_info, repeated_rows
+    from mtlsearch._repeats import repeat_targets
+    from mtlsearch._results import pareto_info, repeated_rows, repeats_of
     from mtlsearch._storage import open_storage
     from mtlsearch._study import load_study
 
@@ -144,7 +148,7 @@ def test_repeats_retrain_the_front_and_the_report_shows_the_spread(tmp_path) -> 
 
 
 def test_noise_notes_say_what_lies_within_the_noise() -> None:
-    from mtlsearch._repeats import noise_notes
+    from mtlsearch._results import noise_notes
 
     rows = [
         {"trial": 0, "strategy": "shared", "accuracy_mean": 0.80, "accuracy_std": 0.004, "params": 1, "pareto": True, "seeds": 3},

@@ -96,23 +96,27 @@ def test_models_saved_with_one_norm_module_per_task_still_load() -> None:
 
 
 def test_auto_times_both_ways_once_then_keeps_the_faster(tiny_settings) -> None:
-    from mtlsearch import _execution, _train
+    """The verdict lives in the dict the caller passes (a worker keeps one for all its
+    candidates), not in the process: a fresh dict times again."""
+    from mtlsearch._train import train_candidate
 
     settings, tasks = tiny_settings
     fidelity = dataclasses.replace(settings.fidelity, batch_size=8, epochs=2)  # 16 steps: enough to time
-    chosen = []
-    _execution._FASTER.clear()
+    chosen, verdicts = [], {}
     for execution in ("auto", "auto", "loop", "stacked"):
         model = _model(settings.backbone, classes=settings.num_classes, strategy="bottom-specific", budget=0.1)
-        result = _train.train_candidate(model, tasks, fidelity, device="cpu", seed=0, execution=execution)
+        result = train_candidate(model, tasks, fidelity, device="cpu", seed=0, execution=execution, verdicts=verdicts)
         chosen.append(result.execution)
         if len(chosen) == 1:  # the first training timed both ways and kept a verdict
-            [(key, stacked)] = _execution._FASTER.items()
+            [(key, stacked)] = verdicts.items()
             assert chosen[0] == ("stacked" if stacked else "loop")
-            _execution._FASTER[key] = not stacked  # the next training of its kind must follow the verdict, not time again
-    _execution._FASTER.clear()
+            verdicts[key] = not stacked  # the next training of its kind must follow the verdict, not time again
     assert chosen[1] != chosen[0]
     assert chosen[2:] == ["loop", "stacked"]
+    other: dict = {}
+    train_candidate(_model(settings.backbone, classes=settings.num_classes, strategy="bottom-specific", budget=0.1), tasks, fidelity,
+                    device="cpu", seed=0, execution="auto", verdicts=other)  # fmt: skip
+    assert len(other) == 1  # nothing kept between callers
 
 
 def test_bad_execution_exits_2_and_stores_nothing(tmp_path: Path) -> None:

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from mtlsearch import _worker
 from mtlsearch._storage import open_storage
-from mtlsearch._study import AllocationSpace, create_or_load, space_for
-from mtlsearch._worker import run_worker
-from mtlsearch.errors import SettingsMismatchError
+from mtlsearch._study import create_or_load, space_for
+from mtlsearch._api import search
+from mtlsearch.errors import SettingsMismatchError, UsageError
 from mtlsearch.models import BASELINES
 
 
@@ -59,7 +60,7 @@ def test_joining_with_other_settings_names_them(storage, tiny_settings) -> None:
 def test_trained_trials_carry_the_contract_attributes(storage, tiny_settings) -> None:
     settings, tasks = tiny_settings
     study, _ = create_or_load(storage, "s", settings)
-    summary = run_worker(study, settings, tasks, n_trials=6, device="cpu")
+    summary = search(study, settings, tasks, n_trials=6, device="cpu")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 6 == len(summary.trained)
     assert {t.user_attrs["strategy"] for t in complete} >= set(BASELINES) | {"search"}
@@ -75,41 +76,79 @@ def test_trained_trials_carry_the_contract_attributes(storage, tiny_settings) ->
         assert trial.values[0] == pytest.approx(sum(trial.user_attrs["task_accuracy"].values()) / len(tasks))
 
 
-def test_over_budget_candidate_is_recorded_infeasible_and_never_trained(storage, tiny_settings, monkeypatch) -> None:
-    settings, tasks = tiny_settings
-    study, _ = create_or_load(storage, "s", settings)
-    for trial in study.get_trials(states=(TrialState.WAITING,)):  # only the over-budget one runs
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    space = space_for(settings)
-    study.enqueue_trial(AllocationSpace.params(space.caps), user_attrs={"strategy": "manual"})
-    trained_allocations = []
-    real_train = _worker.train_candidate
+@pytest.mark.parametrize("granularity", ["layer", "block", "stage"])
+def test_every_proposal_fits_the_budget_and_the_strategies_are_points_of_the_space(tiny_settings, granularity) -> None:
+    """Random parameters (totals from one filter to the budget, shares anywhere in [0, 1], some
+    units left out) always give a feasible candidate that spends its total to within one filter
+    per unit; every strategy at the budget is the image of its own parameters."""
+    import dataclasses
+    import math
 
-    def spy(model, *args, **kwargs):
-        trained_allocations.append(True)
-        return real_train(model, *args, **kwargs)
+    from mtlsearch._space import BudgetSpace
+    from mtlsearch.models import STRATEGIES, Candidate, backbone_spec, strategy_allocation
 
-    monkeypatch.setattr(_worker, "train_candidate", spy)
-    monkeypatch.setattr(_worker, "MAX_INFEASIBLE_IN_A_ROW", 1)
-    from mtlsearch.errors import SamplerStalledError
+    settings, _ = tiny_settings
+    spec = backbone_spec(settings.backbone)
+    space = BudgetSpace(spec, granularity, settings.budget)
+    rng = np.random.default_rng(0)
+    largest_filter = max(c.weights_per_filter for c in spec.convs)
+    for _ in range(300):
+        total = math.exp(rng.uniform(math.log(space.smallest), math.log(settings.budget)))
+        shares = {u: float(rng.uniform()) * (rng.uniform() < 0.7) for u in space.unit_convs}
+        candidate = Candidate.create(spec, [10, 10], space.allocation(total, shares), granularity, strategy="search")  # type: ignore[arg-type]
+        assert candidate.violation(settings.budget) <= 0
+        reachable = sum(c.params for u, convs in space.unit_convs.items() if shares[u] > 0 for c in convs)
+        wanted = min(int(total * spec.conv_params), reachable)  # units with no share get nothing
+        assert candidate.counts.specific_conv >= wanted - len(space.unit_convs) * largest_filter
+    for strategy in STRATEGIES[:-1]:  # every baseline, at the budget
+        allocation = strategy_allocation(strategy, spec, granularity, settings.budget, seed=1)  # type: ignore[arg-type]
+        params = space.params(allocation)
+        again = space.allocation(params["total"], {k.removeprefix("share:"): v for k, v in params.items() if k != "total"})
+        key = Candidate.create(spec, [10], allocation, granularity, strategy=strategy).key  # type: ignore[arg-type]
+        assert Candidate.create(spec, [10], again, granularity, strategy=strategy).key == key  # type: ignore[arg-type]
+    assert dataclasses.replace(settings, budget=0.0).budget == 0.0  # a zero budget: nothing to search
+    assert not BudgetSpace(spec, granularity, 0.0).searchable
 
-    with pytest.raises(SamplerStalledError, match="over-budget candidates in a row: it does not learn the budget"):
-        run_worker(study, settings, tasks, n_trials=1, device="cpu")
-    manual = [t for t in study.trials if t.user_attrs.get("strategy") == "manual"][0]
-    assert manual.state == TrialState.PRUNED
-    assert manual.system_attrs["constraints"][0] > 0
-    assert manual.user_attrs["specific_fraction"] > settings.budget
-    assert "task_accuracy" not in manual.user_attrs
-    assert trained_allocations == []
+
+def test_no_sampler_proposes_an_over_budget_candidate(tiny_settings, tmp_path) -> None:
+    """Every sampler, 25 proposals each, through the worker's own proposal step: all feasible."""
+    import dataclasses
+
+    from mtlsearch._study import make_sampler
+    from mtlsearch._worker import propose
+
+    settings, _ = tiny_settings
+    for sampler in ("tpe", "random", "nsga2", "gp"):
+        chosen = dataclasses.replace(settings, sampler=sampler)
+        study, _ = create_or_load(open_storage(f"sqlite:///{tmp_path / (sampler + '.db')}"), "s", chosen)
+        study.sampler = make_sampler(chosen)
+        for i in range(25):
+            trial = study.ask()
+            candidate = propose(study, trial, chosen, trial.user_attrs.get("strategy", "search"))
+            assert candidate.violation(chosen.budget) <= 0
+            study.tell(trial, [0.5 + 0.01 * i, float(candidate.counts.total)])
+        assert all(t.system_attrs["constraints"][0] <= 0 for t in study.trials)
+
+
+def test_an_older_study_is_refused_with_one_line(tiny_settings, tmp_path) -> None:
+    from mtlsearch._schema import SPACE_ATTR
+    from mtlsearch._study import load_study
+
+    settings, _ = tiny_settings
+    storage = open_storage(f"sqlite:///{tmp_path / 'old.db'}")
+    study, _ = create_or_load(storage, "old", settings)
+    storage.set_study_system_attr(study._study_id, SPACE_ATTR, 1)
+    with pytest.raises(UsageError, match=r"older mtlsearch with search space 1 .*create a new study"):
+        load_study(storage, "old")
 
 
 def test_an_allocation_trained_before_is_reused_not_trained(tiny_settings, tmp_path) -> None:
     settings, tasks = tiny_settings
     study, _ = create_or_load(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s", settings)
     space = space_for(settings)
-    # fractions below one filter per unit build the same model as the shared baseline
-    study.enqueue_trial({k: 1e-6 for k in AllocationSpace.params(space.caps)}, user_attrs={"strategy": "manual"})
-    summary = run_worker(study, settings, tasks, n_trials=5, device="cpu")
+    # the shared model's parameters again: the same model as the shared baseline
+    study.enqueue_trial(space.params({}), user_attrs={"strategy": "manual"})
+    summary = search(study, settings, tasks, n_trials=5, device="cpu")
     shared = [t for t in study.trials if t.user_attrs.get("strategy") == "shared"][0]
     manual = [t for t in study.trials if t.user_attrs.get("strategy") == "manual"][0]
     assert manual.state == TrialState.COMPLETE and manual.user_attrs["reused_from"] == shared.number
@@ -137,13 +176,3 @@ def test_the_proxy_reaper_fails_and_retries_a_silent_trial(tiny_settings, tmp_pa
     (retry,) = [t for t in study.get_trials(states=(TrialState.WAITING,)) if t.system_attrs.get("failed_trial") == silent.number]
     assert retry.params == study.trials[silent.number].params
     assert reaper.sweep(now=20.0) == [alive.number]  # its beats stopped at 4 s
-
-
-def test_search_space_caps_each_unit_at_the_budget(tiny_settings) -> None:
-    settings, _ = tiny_settings
-    space = space_for(settings)
-    spec = space.spec
-    for unit, convs in spec.unit_convs(settings.granularity).items():
-        cap = space.caps[unit]
-        own = sum(int(cap * c.out_channels + 1e-9) * c.weights_per_filter for c in convs)
-        assert own <= settings.budget * spec.conv_params

@@ -46,7 +46,7 @@ def test_train_command_end_to_end(tiny_settings, tmp_path: Path) -> None:
     card = json.loads((tmp_path / "model" / "card.json").read_text())
     assert card["execution"] == "stacked"
     assert card["source"] == {"study": "s", "strategy": "top-specific"} and card["epochs"] == 1
-    assert card["train_images"] == dict.fromkeys(settings.tasks, 2000)  # all training images, not the brief subset
+    assert card["train_images"] == dict.fromkeys(settings.tasks, 250)  # all training images, not the brief subset of 64
     log = (tmp_path / "model" / "train.log").read_text()
     assert "test" in log and all(t in log for t in settings.tasks)
     # the reloaded model scores what the card says on the test split

@@ -1,0 +1,112 @@
+"""Does the benchmark tell allocations apart? The baselines, a hand-made allocation, 3 seeds.
+
+    python benchmarks/benchmark_separation.py --fidelity 30x250 --seeds 0 1 2
+    python benchmarks/benchmark_separation.py --preset fashion-domains --fidelity 5x1000
+
+Trains, at the preset's budget and granularity, the four baselines (shared, bottom-specific,
+top-specific, random), the hand-made allocation of the benchmark (on fashion-mux: only the
+first convolution task-specific, from how the domains were built: the multiplexed domains need
+their own cross-channel mix at the input, the plain ones lose accuracy wherever their early
+layers are split) and the independent models (the 100% reference, outside any budget), each
+with every seed; every result is kept in ``benchmarks/results/trained.jsonl``.
+
+Prints every candidate's mean and spread, the noise of a difference between two candidates
+trained with the same seed (pooled over every pair: the ``noise`` a preset states, which the
+table after a run judges differences against), then the three measurements of the benchmark issue:
+best minus worst baseline against the mean seed std; bottom- minus top-specific paired by
+seed against the std of that difference; the hand-made allocation minus the best baseline,
+paired by seed, against the std of that difference. Writes
+``benchmarks/results/separation-<dataset>-<fidelity>.json`` (``-<N>seeds`` with other seeds). The last line is
+``handmade_minus_best=<mean> noise=<std of the paired difference>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+
+from _quality import RESULTS, Cache, embedded, train_many, with_fidelity
+from mtlsearch._study import space_for
+from mtlsearch.models import BASELINES, strategy_allocation
+
+# How each embedded benchmark was built says where its task-specific filters belong.
+HANDMADE = {"fashion-mux": ("first conv only", {"conv1.0": 1.0}), "fashion-domains": ("stem only", {"stem": 1.0})}
+
+
+def candidates(settings) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    spec = space_for(settings).spec
+    out = {s: strategy_allocation(s, spec, settings.granularity, settings.budget, seed=settings.seed) for s in BASELINES}
+    label, allocation = HANDMADE[settings.dataset]
+    out[f"hand-made: {label}"] = allocation
+    out["independent"] = strategy_allocation("independent", spec, settings.granularity, 1.0)
+    return out
+
+
+def paired(rows: dict[str, list[dict]], a: str, b: str) -> tuple[float, float, list[float]]:
+    diffs = [x["accuracy"] - y["accuracy"] for x, y in zip(rows[a], rows[b])]
+    return statistics.fmean(diffs), statistics.stdev(diffs), diffs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="embedded")
+    parser.add_argument("--fidelity", help="EPOCHSxIMAGES (default: the preset's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
+    parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
+    args = parser.parse_args()
+    from pathlib import Path
+
+    settings = embedded(args.preset)
+    if args.fidelity:
+        settings = with_fidelity(settings, args.fidelity)
+    fid = f"{settings.fidelity.epochs}x{settings.fidelity.train_size}"
+    cache = Cache(Path(args.cache))
+    allocations = candidates(settings)
+    jobs = [(settings, allocation, seed, label) for label, allocation in allocations.items() for seed in args.seeds]
+
+    def progress(row: dict) -> None:
+        print(f"  trained {row['label']:<24} seed {row['seed']}: {row['accuracy']:.4f} in {row['seconds']:.1f} s", flush=True)
+
+    trained = train_many(jobs, cache, processes=args.processes, on_row=progress)
+    rows: dict[str, list[dict]] = {}
+    for (_, _, _, label), row in zip(jobs, trained):
+        rows.setdefault(label, []).append(row)
+    tasks = list(next(iter(rows.values()))[0]["task_accuracy"])
+    print(f"{settings.dataset}, {settings.backbone}, {settings.granularity} units, budget {settings.budget:g}, fidelity {fid}, seeds {args.seeds}")
+    summary = {}
+    for label, group in rows.items():
+        accs = [r["accuracy"] for r in group]
+        per_task = {t: statistics.fmean(r["task_accuracy"][t] for r in group) for t in tasks}
+        summary[label] = {"mean": statistics.fmean(accs), "std": statistics.stdev(accs), "seeds": accs, "tasks": per_task,
+                          "specific_fraction": group[0]["specific_fraction"], "seconds": statistics.fmean(r["seconds"] for r in group)}  # fmt: skip
+        print(f"{label:<26} specific {group[0]['specific_fraction']:.4f}  {summary[label]['mean']:.4f} ± {summary[label]['std']:.4f}  "
+              + " ".join(f"{t}={v:.3f}" for t, v in per_task.items()))  # fmt: skip
+    means = {s: summary[s]["mean"] for s in BASELINES}
+    best, worst = max(means, key=means.get), min(means, key=means.get)  # type: ignore[arg-type]
+    seed_std = statistics.fmean(summary[s]["std"] for s in BASELINES)
+    spread = means[best] - means[worst]
+    bt_mean, bt_std, bt = paired(rows, "bottom-specific", "top-specific")
+    handmade = next(label for label in rows if label.startswith("hand-made"))
+    hm_mean, hm_std, hm = paired(rows, handmade, best)
+    labels = list(rows)
+    pooled = math.sqrt(statistics.fmean(paired(rows, a, b)[1] ** 2 for i, a in enumerate(labels) for b in labels[:i]))
+    print(f"noise of a difference between two candidates trained with the same seed (pooled over every pair): {pooled:.4f}")
+    print(f"1a. best minus worst baseline ({best} - {worst}): {spread:+.4f}, {spread / seed_std:.1f} x the mean seed std {seed_std:.4f} (target 4)")
+    print(f"1b. bottom- minus top-specific, paired by seed: {bt_mean:+.4f} ± {bt_std:.4f} ({[round(d, 4) for d in bt]}), "
+          f"{abs(bt_mean) / bt_std:.1f} x its std (target 3)")  # fmt: skip
+    print(f"2.  {handmade} minus the best baseline ({best}), paired by seed: {hm_mean:+.4f} ± {hm_std:.4f} "
+          f"({[round(d, 4) for d in hm]}), {hm_mean / hm_std:.1f} x its std (target 3)")  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    seeds = "" if args.seeds == [0, 1, 2] else f"-{len(args.seeds)}seeds"
+    (RESULTS / f"separation-{settings.dataset}-{fid}{seeds}.json").write_text(json.dumps({
+        "dataset": settings.dataset, "fidelity": fid, "seeds": args.seeds, "candidates": summary,
+        "best_minus_worst": spread, "difference_noise": pooled, "mean_seed_std": seed_std, "bottom_minus_top": bt, "handmade_minus_best": hm, "best": best,
+    }, indent=1))  # fmt: skip
+    print(f"handmade_minus_best={hm_mean:.4f} noise={hm_std:.4f}")
+
+
+if __name__ == "__main__":
+    main()
