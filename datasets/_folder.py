@@ -75,6 +75,23 @@ def scan_folder(root: Path) -> list[FolderTask]:
 
 
 PARALLEL_FROM = 512  # images; fewer are decoded in this process (workers cost a start-up)
+PIXEL_LIMIT_ENV = "MTLSEARCH_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own limit: 1 GB of 24-bit pixels at most
+
+
+def max_image_pixels() -> int:
+    """The largest image (in pixels) an image folder may hold: ``$MTLSEARCH_MAX_IMAGE_PIXELS``,
+    else Pillow's default. A larger one is refused before it is decoded."""
+    import os
+
+    raw = os.environ.get(PIXEL_LIMIT_ENV, "")
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_IMAGE_PIXELS
+    except ValueError:
+        raise DatasetError(f"{PIXEL_LIMIT_ENV} is {raw!r}: use a whole number of pixels") from None
+    if value < 1:
+        raise DatasetError(f"{PIXEL_LIMIT_ENV} is {value}: use a whole number of pixels, at least 1")
+    return value
 
 
 class _Decoded:
@@ -90,12 +107,23 @@ class _Decoded:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        import warnings
+
         from PIL import Image, ImageOps, UnidentifiedImageError
 
         path, label = self.files[i]
+        limit = max_image_pixels()
         try:
-            with Image.open(path) as img:
-                fitted = ImageOps.fit(img.convert("RGB"), (self.size, self.size), Image.Resampling.BILINEAR, bleed=self.bleed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit at all: refused
+                Image.MAX_IMAGE_PIXELS = limit
+                with Image.open(path) as img:
+                    fitted = ImageOps.fit(img.convert("RGB"), (self.size, self.size), Image.Resampling.BILINEAR, bleed=self.bleed)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DatasetError(
+                f"image {path} has more pixels than the limit of {limit:,} (a decompression bomb?): remove it, or raise "
+                f"the limit with {PIXEL_LIMIT_ENV}=N if the image is genuine"
+            ) from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"cannot read image {path} ({exc}): fix or remove the file") from None
         return np.asarray(fitted).transpose(2, 0, 1), label

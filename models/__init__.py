@@ -22,7 +22,7 @@ from mtlsearch.models._spec import (
     check_granularity,
     spec_from_model,
 )
-from mtlsearch.models._weights import load_backbone_weights, read_checkpoint
+from mtlsearch.models._weights import check_checkpoint, load_backbone_weights, read_checkpoint
 from mtlsearch.models._strategies import (
     BASELINES,
     STRATEGIES,
@@ -50,6 +50,7 @@ __all__ = [
     "budget_room",
     "build_model",
     "check_allocation",
+    "check_checkpoint",
     "check_granularity",
     "count_params",
     "ensure_pretrained",

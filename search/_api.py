@@ -29,7 +29,7 @@ from mtlsearch._repeats import run_repeats
 from mtlsearch._report import output_path, write_report
 from mtlsearch._schema import SEARCH, TARGET_ATTR, TrialRecord
 from mtlsearch._settings import DEFAULT_PRESET, Settings, resolve_settings, with_weights
-from mtlsearch._storage import Heartbeat, open_storage, resolve_url
+from mtlsearch._storage import Heartbeat, check_storage, creation_lock, open_storage, resolve_url
 from mtlsearch._study import (
     DEFAULT_N_TRIALS,
     check_shapes,
@@ -103,8 +103,38 @@ def create_study(
     ``sqlite:///mtlsearch.db``."""
     url = resolve_url(storage)
     name = study_name or default_study_name(settings)
-    study, created = create_or_load(open_storage(url, heartbeat=heartbeat), name, settings)
-    return StudyHandle(study, name, url, created, set_target(study, n_trials))
+    with creation_lock(url):  # two processes creating one SQLite study at once: one creates, the other joins
+        study, created = create_or_load(open_storage(url, heartbeat=heartbeat), name, settings)
+        return StudyHandle(study, name, url, created, set_target(study, n_trials))
+
+
+def preflight(settings: Settings, *, storage: str | None = None, device: str | None = None, out: Path | None = None, write: bool = True) -> None:
+    """Everything that can be checked before a study is touched, in seconds: the storage is
+    there (``check_storage``: nothing created), the device exists on this machine, the
+    checkpoint fits the backbone, the report's folder can be written. Each refusal is a
+    ``UsageError``; nothing has been stored."""
+    check_storage(resolve_url(storage), write=write)
+    if device is not None:
+        resolve_device(device)
+    if settings.weights:
+        from mtlsearch.models import check_checkpoint
+
+        check_checkpoint(settings.backbone, Path(settings.weights))
+    if out is not None:
+        check_writable(output_path(out, "study", ".html").parent)
+
+
+def check_writable(folder: Path) -> None:
+    """``folder`` exists as a writable folder, or can be made (its nearest existing parent is)."""
+    import os
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"cannot write into {folder}: {probe} is a file; choose another --out")
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"cannot write into {folder}: {probe} is read-only; choose another --out")
 
 
 def open_study(*, storage: str | None = None, study_name: str | None = None, heartbeat: Heartbeat | None = None) -> optuna.Study:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtlsearch._schema import KINDS, SETTINGS_ATTR, TARGET_ATTR, Counts, records
-from mtlsearch.errors import UsageError
+from mtlsearch.errors import UsageError, writing
 
 if TYPE_CHECKING:
     import optuna
@@ -60,22 +60,25 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 
 def export(study: optuna.Study, fmt: str, out: Path) -> tuple[Path, int]:
-    """Write ``trials_table`` as csv, parquet or json (records); ``(path, rows)``."""
+    """Write ``trials_table`` as csv, parquet or json (records); ``(path, rows)``. A file that
+    cannot be written (a folder in its way, a read-only or full disk) is a ``UsageError``."""
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = trials_table(study).convert_dtypes()  # integers stay integers next to missing values
-    if fmt == "csv":
-        table.to_csv(out, index=False)
-    elif fmt == "parquet":
+    if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise UsageError("parquet export needs pyarrow: pip install 'mtlsearch[parquet]', or use --format csv") from None
-        table.to_parquet(out, index=False)
-    else:
-        table.to_json(out, orient="records", indent=1, date_format="iso")
+    out = Path(out)
+    table = trials_table(study).convert_dtypes()  # integers stay integers next to missing values
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            table.to_csv(out, index=False)
+        elif fmt == "parquet":
+            table.to_parquet(out, index=False)
+        else:
+            table.to_json(out, orient="records", indent=1, date_format="iso")
     return out, len(table)
 
 

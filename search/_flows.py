@@ -12,13 +12,15 @@ import typer
 from mtlsearch import _api as api
 from mtlsearch._dashboard import push_to_dashboard
 from mtlsearch._events import EventCallbacks
+from mtlsearch._liveness import is_transient
 from mtlsearch._pool import run_pool
 from mtlsearch._results import best_so_far
 from mtlsearch._schema import TARGET_ATTR
 from mtlsearch._storage import Heartbeat, open_storage, resolve_url
 from mtlsearch._study import default_study_name, study_exists
 from mtlsearch._views import WorkerView, console, describe_study, err_console, quiet_libraries, results_table, steps_progress, worker_summary
-from mtlsearch._worker import Liveness, trained_count
+from mtlsearch._worker import Liveness, StoppedDuringOutage, trained_count
+from mtlsearch.errors import MtlsearchError, StorageUnavailableError, first_line
 
 def checked_run_options(heartbeat_interval: int, grace_period: int, execution: str, device: str, devices: str | None):  # type: ignore[no-untyped-def]
     """Everything ``run`` can check about its own options before it touches data or storage."""
@@ -49,8 +51,12 @@ def search_here(handle, settings, tasks, *, device: str, execution: str, timeout
         with view:
             summary = api.search(handle.study, settings, tasks, n_trials=handle.target, device=device, execution=execution, timeout=timeout,
                                  callbacks=EventCallbacks(lambda event: view.handle(1, event)), liveness=Liveness(beats.interval, patience))  # fmt: skip
-    except KeyboardInterrupt:
-        console.print("[yellow]stopped: the running trial was failed and will be retried on the next run[/]")
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, StoppedDuringOutage):
+            console.print(f"[yellow]stopped while the storage was unreachable: trial {exc.trial} could not be failed now; once the "
+                          f"storage is back it is failed and retried after {beats.grace} s of silence (the heartbeat grace period)[/]")  # fmt: skip
+        else:
+            console.print("[yellow]stopped: the running trial was failed and will be retried on the next run[/]")
         if exit_on_stop:
             raise typer.Exit(130) from None
         return True
@@ -101,11 +107,35 @@ def repeat(study, settings, tasks, repeats: int, *, device: str, execution: str)
 
 
 def report(study, path: Path | None) -> None:  # type: ignore[no-untyped-def]
+    """The HTML report, the figures saved for optuna-dashboard and the table; a storage that
+    cannot be read or written says so in one line instead of failing the command's work."""
 
-    written = api.report(study, path)
-    console.print("figures and a summary note saved for optuna-dashboard ('mtlsearch dashboard')")
+    try:
+        written = api.report(study, path, dashboard=False)
+    except Exception as exc:
+        if not _storage_trouble(exc):
+            raise
+        err_console.print(f"warning: no report: the storage could not be read ({_reason(exc)})", markup=False, highlight=False)
+        return
+    try:
+        push_to_dashboard(study)
+        console.print("figures and a summary note saved for optuna-dashboard ('mtlsearch dashboard')")
+    except (Exception, MtlsearchError) as exc:
+        if not _storage_trouble(exc):
+            raise
+        err_console.print(f"warning: the figures were not saved for optuna-dashboard: the storage refused a write ({_reason(exc)})",
+                          markup=False, highlight=False)  # fmt: skip
     results_table(study)
     console.print(f"report: {written}", markup=False, highlight=False)
+
+
+def _storage_trouble(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, StorageUnavailableError) or is_transient(exc) or "readonly" in text or "read-only" in text
+
+
+def _reason(exc: BaseException) -> str:
+    return first_line(exc)
 
 
 def push(study) -> None:  # type: ignore[no-untyped-def]

@@ -67,24 +67,31 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Patience:
-    """Retries storage calls through an outage of at most ``seconds``, backing off to 10 s."""
+    """Rides out a storage outage of at most ``seconds`` in all: a call that fails because the
+    database is unreachable is retried with exponential backoff (to 10 s), and the worker
+    gives up (``StorageUnavailableError``) once ``seconds`` have passed since the outage began,
+    counted across every call made during it, not per call. A call that succeeds ends the outage."""
 
     def __init__(self, seconds: float, on_wait: Callable[[str, float], None] | None = None) -> None:
         self.seconds = seconds
         self.on_wait = on_wait
+        self.outage_began: float | None = None
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        delay, deadline = FIRST_DELAY_S, time.monotonic() + self.seconds
+        delay = FIRST_DELAY_S
         while True:
             try:
-                return fn()
+                result = fn()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                if self.outage_began is None:
+                    self.outage_began = now
+                left = self.outage_began + self.seconds - now
                 if left <= 0:
                     raise StorageUnavailableError(
-                        f"the storage was unreachable while {what} for {self.seconds:g} s ({first_line(exc)}); "
+                        f"the storage was unreachable for {self.seconds:g} s (last while {what}: {first_line(exc)}); "
                         "gave up: start the database again and rerun; a trial left running is failed "
                         "and retried after the heartbeat grace period"
                     ) from None
@@ -92,6 +99,9 @@ class Patience:
                     self.on_wait(first_line(exc), min(delay, left))
                 time.sleep(min(delay, left))
                 delay = min(delay * 2, MAX_DELAY_S)
+                continue
+            self.outage_began = None
+            return result
 
 
 def heartbeat_enabled(storage: object) -> bool:

@@ -19,6 +19,7 @@ from mtlsearch._figures import (
 )
 from mtlsearch._results import TASK_PREFIX, ParetoInfo, pareto_info, result_notes, summary_table, trials_frame
 from mtlsearch._study import stored_settings, study_spec
+from mtlsearch.errors import writing
 
 if TYPE_CHECKING:
     import optuna
@@ -107,6 +108,7 @@ table.results{{border-collapse:collapse;font-size:14px}}table.results td,table.r
 </body></html>
 """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
     return path

@@ -172,7 +172,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     unknown = sorted(set(fidelity_table) - fidelity_fields)
     if unknown:
         raise UsageError(f"preset {name} has unknown fidelity keys {unknown}: valid keys are {sorted(fidelity_fields)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items() if v is not None}
     given_fidelity = {k: given.pop(k) for k in list(given) if k in fidelity_fields}
     defaults = {"dataset": EMBEDDED, "backbone": "resnet18-narrow", "image_size": 28, "granularity": "block", "budget": 0.1, "seed": 0}
     preset_fidelity = {**dataclasses.asdict(Fidelity()), **fidelity_table}

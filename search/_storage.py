@@ -8,8 +8,10 @@ timeout so that several local workers share one file; ``grpc://HOST:PORT`` reach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,6 +103,84 @@ def _stale_callback_arg() -> str:
     return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
 
 
+def check_storage(url: str, *, write: bool = True) -> None:
+    """Is the storage there, without touching it? A SQLite file's folder must exist (and be
+    writable, with ``write``: a study is about to be written); an existing file must be readable
+    (and writable); a server must answer ``SELECT 1``; a gRPC proxy must answer. Nothing is
+    created: a refused command leaves no file behind."""
+    if url.startswith(GRPC_SCHEME):
+        _open_grpc(url)
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    shown = redact(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(_malformed(shown)) from None
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database in (None, "", ":memory:"):
+            return
+        path = os.path.abspath(parsed.database)
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder):
+            raise StorageError(f"cannot create {shown}: folder {folder} does not exist; create it or fix --storage")
+        if os.path.exists(path):
+            if not os.access(path, os.R_OK) or (write and not os.access(path, os.W_OK)):
+                raise StorageError(f"cannot {'write' if write else 'read'} {shown}: the file is read-only; copy it somewhere writable or fix --storage")
+        elif write and not os.access(folder, os.W_OK):
+            raise StorageError(f"cannot create {shown}: folder {folder} is read-only; choose a writable folder with --storage")
+        return
+    try:
+        engine = create_engine(url, **_engine_kwargs(url, 1))
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except (NoSuchModuleError, ImportError, ModuleNotFoundError) as exc:
+        raise StorageError(f"unsupported storage URL {shown!r} ({exc}): use sqlite:///, postgresql+psycopg:// or grpc://") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise StorageError(f"cannot reach storage {shown} ({first_line(exc)}): check the URL and that the server is running") from None
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Around creating or loading a study: for a SQLite file, an exclusive lock on
+    ``<file>.lock`` beside it, so two processes that create the same study at once do it one
+    after the other (the second finds it made). Other storages need none: their own
+    transactions order the creation."""
+    path = _sqlite_path(url)
+    if path is None or not os.path.isdir(os.path.dirname(path)):
+        yield
+        return
+    import fcntl
+
+    with open(path + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_path(url: str) -> str | None:
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database
+    except ArgumentError:
+        return None
+    return None if database in (None, "", ":memory:") else os.path.abspath(database)
+
+
+def _malformed(shown: str) -> str:
+    return f"malformed storage URL {shown!r}: use e.g. sqlite:///mtlsearch.db, postgresql+psycopg://user@host/db or grpc://host:13000"
+
+
 def open_storage(
     url: str, *, heartbeat: Heartbeat | None = None, pool_size: int = POOL_SIZE
 ) -> optuna.storages.BaseStorage:
@@ -119,10 +199,7 @@ def open_storage(
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StorageError(
-            f"malformed storage URL {shown!r}: use e.g. sqlite:///mtlsearch.db, "
-            "postgresql+psycopg://user@host/db or grpc://host:13000"
-        ) from None
+        raise StorageError(_malformed(shown)) from None
     if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
         folder = os.path.dirname(os.path.abspath(parsed.database))
         if not os.path.isdir(folder):
@@ -135,15 +212,29 @@ def open_storage(
             "grace_period": heartbeat.grace,
             _stale_callback_arg(): retry_callback(),
         }
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url, pool_size), **beats)
-    except (NoSuchModuleError, ImportError, ModuleNotFoundError) as exc:
-        raise StorageError(f"unsupported storage URL {shown!r} ({exc}): use sqlite:///, postgresql+psycopg:// or grpc://") from None
-    except (SQLAlchemyError, OSError) as exc:
-        raise StorageError(f"cannot reach storage {shown} ({first_line(exc)}): check the URL and that the server is running") from None
+    for attempt in range(3):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url, pool_size), **beats)
+            break
+        except (NoSuchModuleError, ImportError, ModuleNotFoundError) as exc:
+            raise StorageError(f"unsupported storage URL {shown!r} ({exc}): use sqlite:///, postgresql+psycopg:// or grpc://") from None
+        except (SQLAlchemyError, OSError) as exc:
+            reason = first_line(exc)
+            if "already exists" in reason and attempt < 2:  # another process created the tables first: theirs are ours
+                continue
+            raise StorageError(_unreachable(shown, reason)) from None
     if parsed.drivername.startswith("sqlite"):
         _begin_immediate(storage.engine)
     return storage
+
+
+def _unreachable(shown: str, reason: str) -> str:
+    lowered = reason.lower()
+    if "disk is full" in lowered or "no space left" in lowered or "exceeding max length" in lowered:
+        return f"cannot write storage {shown}: the disk is full ({reason}); free some space or choose another --storage"
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"cannot write storage {shown}: it is read-only ({reason}); copy it somewhere writable or fix --storage"
+    return f"cannot reach storage {shown} ({reason}): check the URL and that the server is running"
 
 
 def _begin_immediate(engine: object) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from mtlsearch._execution import Executor
 from mtlsearch._settings import Fidelity, Settings
 from mtlsearch.datasets import TrainAugment
+from mtlsearch.errors import UsageError
 from mtlsearch.models import InputConfig, input_config
 
 if TYPE_CHECKING:
@@ -40,10 +41,24 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> str:
+    """``auto`` as this machine has it (CUDA when there is one, else the CPU); anything else
+    checked: ``cpu``, ``cuda`` or ``cuda:N`` of a GPU this machine has (else ``UsageError``)."""
+    import re
+
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    found = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if found is None:
+        raise UsageError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(found.group(1) or 0)
+    if index >= count:
+        have = f"{count} GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})" if count else "no CUDA GPU"
+        raise UsageError(f"device {device} is not on this machine, which has {have}: use --device auto or cpu")
     return device
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mtlsearch._settings import Settings
 from mtlsearch._train import evaluate, train_allocation
 from mtlsearch.datasets import eval_transform
-from mtlsearch.errors import UsageError
+from mtlsearch.errors import UsageError, writing
 from mtlsearch.models import Candidate, InputConfig
 
 if TYPE_CHECKING:
@@ -96,10 +96,11 @@ def save_trained(result: FullResult, out: Path, log_lines: Sequence[str]) -> Pat
     from safetensors.torch import save_model
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(result.model.cpu(), str(out / WEIGHTS))  # shared tensors (task copies) stored once
-    (out / CARD).write_text(json.dumps(result.card, indent=2) + "\n", encoding="utf-8")
-    (out / LOG).write_text("\n".join(log_lines) + "\n", encoding="utf-8")
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(result.model.cpu(), str(out / WEIGHTS))  # shared tensors (task copies) stored once
+        (out / CARD).write_text(json.dumps(result.card, indent=2) + "\n", encoding="utf-8")
+        (out / LOG).write_text("\n".join(log_lines) + "\n", encoding="utf-8")
     return out
 
 

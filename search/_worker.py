@@ -21,7 +21,7 @@ from mtlsearch._schema import Counts, records
 from mtlsearch._settings import Settings
 from mtlsearch._study import space_for, study_spec
 from mtlsearch._train import StepCallback, TrainResult
-from mtlsearch.errors import SearchStalledError, TrainingDivergedError
+from mtlsearch.errors import SearchStalledError, StorageUnavailableError, TrainingDivergedError
 from mtlsearch.models import Candidate
 
 if TYPE_CHECKING:
@@ -31,6 +31,16 @@ MIN_PROBED = 4  # finished trials with a probe before the early-stopping rule st
 MAX_FAILED_IN_A_ROW = 3  # trials whose training diverged, one after another: then the worker stops
 MAX_REUSED_IN_A_ROW = 200  # proposals of allocations trained before, one after another: the sampler is stuck
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"  # user attribute "worker": who ran the trial
+STOP_PATIENCE_S = 10.0  # how long a stopping worker tries to fail its trial through an outage
+
+
+class StoppedDuringOutage(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while the storage was unreachable: the running trial could not be
+    failed now; the heartbeat of the others fails and retries it after the grace period."""
+
+    def __init__(self, trial: int) -> None:
+        super().__init__(trial)
+        self.trial = trial
 
 
 class Callbacks:
@@ -183,10 +193,14 @@ def run_trial(
             callbacks.trial_started(trial.number, candidate, trained, target)
             result = evaluator(candidate, on_step=callbacks.on_step, probe=early_stop)
     except KeyboardInterrupt:
-        _tell(study, patience, trial, state=TrialState.FAIL)
-        if trial.params:  # the same allocation is trained on the next run
-            retry = {S.STRATEGY: strategy, S.RETRY_OF: trial.number, S.ALLOCATION: trial.user_attrs.get(S.ALLOCATION)}
-            study.enqueue_trial(trial.params, user_attrs={k: v for k, v in retry.items() if v is not None})
+        stopping = Patience(min(STOP_PATIENCE_S, patience.seconds))  # a stop must not wait out a whole outage
+        try:
+            _tell(study, stopping, trial, state=TrialState.FAIL)
+            if trial.params:  # the same allocation is trained on the next run
+                retry = {S.STRATEGY: strategy, S.RETRY_OF: trial.number, S.ALLOCATION: trial.user_attrs.get(S.ALLOCATION)}
+                stopping.call("enqueueing the retry", lambda: study.enqueue_trial(trial.params, user_attrs={k: v for k, v in retry.items() if v is not None}))
+        except StorageUnavailableError:
+            raise StoppedDuringOutage(trial.number) from None
         raise
     except UpdateFinishedTrialError:  # failed by another worker after a silence: retried there
         return Outcome("lost", trial.number)

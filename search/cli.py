@@ -93,6 +93,8 @@ def run(
                                   granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
                                   weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
     beats, devices = flows.checked_run_options(heartbeat_interval, grace_period, execution, device, devices)
+    for each in devices:
+        api.preflight(settings, storage=storage, device=each, out=out)  # before any data is loaded or anything stored
     quiet_libraries()
     tasks = flows.load_tasks(settings) if workers == 1 else None
     handle = api.create_study(settings, storage=storage, study_name=study_name, n_trials=n_trials, heartbeat=beats)
@@ -136,6 +138,7 @@ def create(
     settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
                                   granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
                                   weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
+    api.preflight(settings, storage=storage)
     quiet_libraries()
     before = flows.stored_target(storage, study_name or flows.default_name(settings))
     handle = api.create_study(settings, storage=storage, study_name=study_name, n_trials=n_trials)
@@ -171,6 +174,7 @@ def worker(
     api.check_execution(execution)
     quiet_libraries()
     study, settings, target = api.join_study(study_name, storage=storage, heartbeat=beats, weights=weights)
+    api.preflight(settings, storage=storage, device=device, write=True)
     tasks = flows.load_tasks(settings, data_root)
     if not events:
         describe_study(study_name, api.resolve_url(storage), settings, False, trained_count(study))
@@ -337,11 +341,27 @@ def backbones() -> None:
 
 
 def main() -> None:
+    """The console script: every refusal is one line on stderr, exit 2 for bad input (options
+    the parser rejects included), 1 for other errors mtlsearch raises on purpose."""
     try:
-        app()
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
     except UsageError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except MtlsearchError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(exc), 1)
+    except Exception as exc:  # the parser's own (typer's vendored click): an unknown option, a value of the wrong type
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed
+            sys.exit(0)
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        command = getattr(getattr(exc, "ctx", None), "command_path", "mtlsearch")
+        _fail(f"{exc.format_message()} (see {command} --help)", 2)
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 __all__ = [
     "DatasetError",
     "MtlsearchError",
@@ -12,6 +16,7 @@ __all__ = [
     "TrainingDivergedError",
     "UsageError",
     "first_line",
+    "writing",
 ]
 
 
@@ -52,3 +57,15 @@ def first_line(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc.__cause__ or exc
     text = str(getattr(cause, "orig", None) or cause).strip()
     return text.splitlines()[0] if text else type(cause).__name__
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn the operating system's refusal to write ``path`` into one line naming why."""
+    try:
+        yield
+    except IsADirectoryError:
+        raise UsageError(f"cannot write {path}: it is a folder; pass a file name, or the folder to write into") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"cannot write {path} ({reason}): choose another --out") from None
