@@ -4,7 +4,7 @@
 # paper's two backbones at 224 px, 5 tasks of 32 images each per step, budget 0.2 as in the
 # FGC presets. Needs an NVIDIA GPU and torch, torchvision and timm; mtlsearch itself is
 # taken from this checkout when it is not installed (nothing is built or fetched).
-# About two minutes.
+# About three minutes.
 #
 #     bash benchmarks/gpu_throughput.sh [cuda:N] | tee gpu-throughput.txt
 set -euo pipefail
@@ -23,3 +23,5 @@ for backbone in mobilenetv2_100 resnet50; do
     "$python" benchmarks/step_throughput.py --device "$device" --backbone "$backbone" --image-size 224 \
         --tasks 5 --batch 32 --classes 100 --budget 0.2 --steps 20 --rounds 5
 done
+# what train-time augmentation (--augment) costs a step on the device: ratio= with / without
+"$python" benchmarks/augment_cost.py --device "$device" --batch 32 --steps 20

@@ -29,7 +29,7 @@ from mtlsearch._repeats import run_repeats
 from mtlsearch._report import output_path, write_report
 from mtlsearch._schema import SEARCH, TARGET_ATTR, TrialRecord
 from mtlsearch._settings import DEFAULT_PRESET, Settings, resolve_settings, with_weights
-from mtlsearch._storage import Heartbeat, check_storage, creation_lock, open_storage, resolve_url
+from mtlsearch._storage import Heartbeat, check_storage, creation_lock, open_storage, refused_write, resolve_url
 from mtlsearch._study import (
     DEFAULT_N_TRIALS,
     check_shapes,
@@ -101,11 +101,18 @@ def create_study(
     with the same settings (else ``SettingsMismatchError`` naming the differences); set its
     target when ``n_trials`` is given. ``storage``: a URL, default ``$OPTUNA_STORAGE`` or
     ``sqlite:///mtlsearch.db``."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
     url = resolve_url(storage)
     name = study_name or default_study_name(settings)
     with creation_lock(url):  # two processes creating one SQLite study at once: one creates, the other joins
-        study, created = create_or_load(open_storage(url, heartbeat=heartbeat), name, settings)
-        return StudyHandle(study, name, url, created, set_target(study, n_trials))
+        storage = open_storage(url, heartbeat=heartbeat)
+        try:
+            study, created = create_or_load(storage, name, settings)
+            return StudyHandle(study, name, url, created, set_target(study, n_trials))
+        except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as exc:  # one transaction each: nothing half-written
+            raise refused_write(url, exc) from None
 
 
 def preflight(settings: Settings, *, storage: str | None = None, device: str | None = None, out: Path | None = None, write: bool = True) -> None:

@@ -90,9 +90,12 @@ class Patience:
                     self.outage_began = now
                 left = self.outage_began + self.seconds - now
                 if left <= 0:
+                    reason = first_line(exc)
+                    full = any(words in reason.lower() for words in ("disk is full", "no space left", "disk i/o error"))
+                    fix = "free some space on the database's disk" if full else "start the database again"
                     raise StorageUnavailableError(
-                        f"the storage was unreachable for {self.seconds:g} s (last while {what}: {first_line(exc)}); "
-                        "gave up: start the database again and rerun; a trial left running is failed "
+                        f"the storage was unreachable for {self.seconds:g} s (last while {what}: {reason}); "
+                        f"gave up: {fix} and rerun; a trial left running is failed "
                         "and retried after the heartbeat grace period"
                     ) from None
                 if self.on_wait is not None:

@@ -62,7 +62,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 def safe_name(study_name: str) -> str:
     """A study's name as a file name: separators, markup and control characters become ``_``,
     no leading dot (no hidden file, no ``..``), at most 120 characters, never empty."""
-    name = _UNSAFE.sub("_", study_name).lstrip(".") or "study"
+    name = re.sub(r"_+", "_", re.sub(r"\.\.+", "_", _UNSAFE.sub("_", study_name))).lstrip(".") or "study"
     return name[:120]
 
 

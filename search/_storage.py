@@ -204,6 +204,9 @@ def open_storage(
         folder = os.path.dirname(os.path.abspath(parsed.database))
         if not os.path.isdir(folder):
             raise StorageError(f"cannot create {shown}: folder {folder} does not exist; create it or fix --storage")
+        if not os.access(folder, os.W_OK):  # a read-only mount: SQLite cannot even read without its -shm file beside it
+            raise StorageError(f"cannot open {shown}: folder {folder} is read-only, and SQLite writes its lock and WAL "
+                               "files beside the database even to read it; copy the file somewhere writable and pass that --storage")  # fmt: skip
         _use_wal(parsed.database)
     beats: dict[str, object] = {}
     if heartbeat is not None:
@@ -228,10 +231,21 @@ def open_storage(
     return storage
 
 
+def refused_write(url: str, exc: BaseException) -> StorageError:
+    """A write the database refused (a full disk, a read-only file), as one line: Optuna wraps
+    the driver's error in its own, which blames the data ("exceeding max length")."""
+    cause: BaseException | None = exc
+    while cause.__cause__ is not None:  # the driver's own words, at the bottom of the chain
+        cause = cause.__cause__
+    return StorageError(_unreachable(redact(url), first_line(cause)))
+
+
 def _unreachable(shown: str, reason: str) -> str:
     lowered = reason.lower()
     if "disk is full" in lowered or "no space left" in lowered or "exceeding max length" in lowered:
         return f"cannot write storage {shown}: the disk is full ({reason}); free some space or choose another --storage"
+    if "disk i/o error" in lowered:
+        return f"cannot write storage {shown} ({reason}): the disk is full or failing; free some space, or check the disk, or choose another --storage"
     if "readonly" in lowered or "read-only" in lowered:
         return f"cannot write storage {shown}: it is read-only ({reason}); copy it somewhere writable or fix --storage"
     return f"cannot reach storage {shown} ({reason}): check the URL and that the server is running"

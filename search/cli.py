@@ -337,14 +337,11 @@ def backbones() -> None:
         console.print(f"{entry.name:<18} {entry.description}", markup=False)
 
 
-
-
-
 def main() -> None:
     """The console script: every refusal is one line on stderr, exit 2 for bad input (options
     the parser rejects included), 1 for other errors mtlsearch raises on purpose."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # without standalone mode, click returns an Exit's code instead of raising it
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -360,6 +357,8 @@ def main() -> None:
             raise
         command = getattr(getattr(exc, "ctx", None), "command_path", "mtlsearch")
         _fail(f"{exc.format_message()} (see {command} --help)", 2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

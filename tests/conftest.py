@@ -68,7 +68,11 @@ def pg_url():
     import psycopg
 
     name = f"mtlsearch_test_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as con:
+    try:
+        con = psycopg.connect(POSTGRES_ADMIN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"the distributed tests need PostgreSQL at {POSTGRES_ADMIN} (trust auth): {exc}".splitlines()[0], pytrace=False)
+    with con:
         con.execute(f'CREATE DATABASE "{name}"')
     yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as con:

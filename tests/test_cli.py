@@ -33,6 +33,7 @@ def test_help_does_not_import_torch(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "False False"
 
 
+@pytest.mark.slow
 def test_run_end_to_end_then_resume_then_report(tmp_path: Path) -> None:
     result = run_cli("run", *TINY, "--n-trials", "6", "--budget", "0.2", "--out", "rep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -60,6 +61,7 @@ def test_run_end_to_end_then_resume_then_report(tmp_path: Path) -> None:
     assert "shared" in rep.stdout
 
 
+@pytest.mark.slow
 def test_optuna_storage_environment_variable(tmp_path: Path) -> None:
     db = tmp_path / "env.db"
     result = run_cli("run", *TINY, "--n-trials", "1", cwd=tmp_path, env={"OPTUNA_STORAGE": f"sqlite:///{db}"})
@@ -93,6 +95,7 @@ def test_bad_input_is_one_line_exit_2_database_unchanged(tmp_path: Path, args: t
     assert _digest(db) == before
 
 
+@pytest.mark.slow
 def test_empty_image_folder_is_exit_2(tmp_path: Path) -> None:
     data = write_image_folder(tmp_path / "data", {"a": {"train": {"x": 3}, "test": {"x": 1}}})
     (data / "a" / "train" / "hollow").mkdir()
@@ -101,6 +104,7 @@ def test_empty_image_folder_is_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "mtlsearch.db").exists()
 
 
+@pytest.mark.slow
 def test_joining_a_study_with_other_settings_is_exit_2_and_leaves_it_alone(tmp_path: Path) -> None:
     assert run_cli("run", *TINY, "--n-trials", "1", "--study-name", "s", cwd=tmp_path).returncode == 0
     db = tmp_path / "mtlsearch.db"
@@ -111,6 +115,7 @@ def test_joining_a_study_with_other_settings_is_exit_2_and_leaves_it_alone(tmp_p
     assert _digest(db) == before
 
 
+@pytest.mark.slow
 def test_image_folder_run(tmp_path: Path) -> None:
     spec = {"train": {"x": 8, "y": 8}, "test": {"x": 2, "y": 2}}
     data = write_image_folder(tmp_path / "data", {"art": spec, "photo": spec})
@@ -122,6 +127,7 @@ def test_image_folder_run(tmp_path: Path) -> None:
     assert study.study_name == "folder-data-resnet18-narrow-budget0.1"  # named after the folder, not the embedded preset
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_running_trial_and_writes_the_report(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
     proc = subprocess.Popen(

@@ -16,6 +16,8 @@ from conftest import filled_study, free_port, run_cli, start_cli
 from mtlsearch._storage import open_storage
 from mtlsearch._study import create_or_load
 
+pytestmark = pytest.mark.slow  # servers and a browser
+
 GRAPHS = {"mtlsearch-pareto", "mtlsearch-allocation", "mtlsearch-task-accuracy", "mtlsearch-hypervolume"}
 CHROMIUM = ("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--window-size=1400,1800", "--virtual-time-budget=20000")  # fmt: skip

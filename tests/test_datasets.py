@@ -88,6 +88,7 @@ def test_embedded_resizes_to_the_study_image_size() -> None:
     assert tasks[0].train.images.shape[-2:] == (40, 40)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not RAW.is_dir(), reason="needs 'apt-get install dataset-fashion-mnist' (.ci/run installs it)")
 @pytest.mark.parametrize("benchmark", list(EMBEDDED_BENCHMARKS))
 def test_rebuilding_gives_the_same_file(tmp_path: Path, benchmark: str) -> None:

@@ -184,6 +184,7 @@ def test_an_incomplete_decathlon_is_named(tmp_path: Path) -> None:
         scan_decathlon(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_study_on_the_fgc_files_end_to_end(fgc_root: Path, tmp_path: Path) -> None:
     preset = tmp_path / "mini-fgc.toml"
     preset.write_text('dataset = "fgc"\nbackbone = "resnet18-narrow"\nimage_size = 16\nbudget = 0.2\n[fidelity]\nepochs = 1\ntrain_size = 16\n')
@@ -213,7 +214,7 @@ def test_every_shipped_preset_is_valid(preset: str) -> None:
 @pytest.mark.parametrize("line, error", [
     ("pretrained = 1", "pretrained is 1: use true or false"),
     ("colour = 'red'", "unknown keys ['colour']"),
-    ("budget = 2.0", "--budget is 2.0"),
+    ("budget = 2.0", "preset mine: budget is 2.0: use a finite number in [0, 1]"),
     ("backbone = 'vgg'", "unknown backbone"),
 ])  # fmt: skip
 def test_a_bad_preset_is_one_clear_line(tmp_path: Path, line: str, error: str) -> None:
@@ -224,6 +225,7 @@ def test_a_bad_preset_is_one_clear_line(tmp_path: Path, line: str, error: str) -
     assert not (tmp_path / "mtlsearch.db").exists()
 
 
+@pytest.mark.slow
 def test_a_paper_preset_without_weights_at_hand_fails_at_start(fgc_root: Path, tmp_path: Path) -> None:
     created = run_cli("create", "--preset", "fgc-mobilenetv2", "--data-root", str(fgc_root), "--study-name", "p", cwd=tmp_path)
     assert created.returncode == 0, created.stderr

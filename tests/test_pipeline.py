@@ -24,6 +24,7 @@ def _checkpoint(tmp_path: Path, backbone: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_backbone_from_imagenet_weights_carries_timms_normalisation_and_the_card_records_it(tiny_settings, tmp_path: Path) -> None:
     import timm
 
@@ -69,6 +70,7 @@ def test_augmentation_is_seeded_keeps_shape_and_flips_and_crops(tiny_settings) -
     assert all(s or m for s, m in zip(same, mirrored)) and 0 < sum(mirrored) < len(images)
 
 
+@pytest.mark.slow
 def test_augmentation_touches_training_batches_only_and_is_a_study_setting(tiny_settings) -> None:
     settings, tasks = tiny_settings
     calls: list[int] = []

@@ -15,6 +15,8 @@ from mtlsearch._trained import save_trained, train_full
 from mtlsearch.errors import UsageError
 from mtlsearch.models import Candidate, backbone_spec, strategy_allocation
 
+pytestmark = pytest.mark.slow  # the fixture trains and saves a model
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -31,6 +31,7 @@ def _model(backbone: str, classes=(5, 3, 7), strategy: str = "random", budget: f
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_stacked_tasks_compute_what_one_task_at_a_time_does(backbone: str) -> None:
     loop = _model(backbone).double().train()
@@ -95,6 +96,7 @@ def test_models_saved_with_one_norm_module_per_task_still_load() -> None:
         torch.testing.assert_close(fresh(x, task), model(x, task))
 
 
+@pytest.mark.slow
 def test_auto_times_both_ways_once_then_keeps_the_faster(tiny_settings) -> None:
     """The verdict lives in the dict the caller passes (a worker keeps one for all its
     candidates), not in the process: a fresh dict times again."""
@@ -126,6 +128,7 @@ def test_bad_execution_exits_2_and_stores_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.slow
 def test_the_execution_is_stored_with_each_trial(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     result = run_cli("run", "--storage", url, "--study-name", "s", "--n-trials", "1", "--epochs", "1", "--train-size", "64",

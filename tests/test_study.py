@@ -57,6 +57,7 @@ def test_joining_with_other_settings_names_them(storage, tiny_settings) -> None:
     assert [st.study_name for st in storage.get_all_studies()].count("s") == 1
 
 
+@pytest.mark.slow
 def test_trained_trials_carry_the_contract_attributes(storage, tiny_settings) -> None:
     settings, tasks = tiny_settings
     study, _ = create_or_load(storage, "s", settings)
@@ -110,6 +111,7 @@ def test_every_proposal_fits_the_budget_and_the_strategies_are_points_of_the_spa
     assert not BudgetSpace(spec, granularity, 0.0).searchable
 
 
+@pytest.mark.slow
 def test_no_sampler_proposes_an_over_budget_candidate(tiny_settings, tmp_path) -> None:
     """Every sampler, 25 proposals each, through the worker's own proposal step: all feasible."""
     import dataclasses
@@ -142,6 +144,7 @@ def test_an_older_study_is_refused_with_one_line(tiny_settings, tmp_path) -> Non
         load_study(storage, "old")
 
 
+@pytest.mark.slow
 def test_an_allocation_trained_before_is_reused_not_trained(tiny_settings, tmp_path) -> None:
     settings, tasks = tiny_settings
     study, _ = create_or_load(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s", settings)

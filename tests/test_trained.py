@@ -23,6 +23,7 @@ def _bottom(settings) -> Candidate:
     return Candidate.create(spec, settings.num_classes, allocation, settings.granularity, strategy="bottom-specific")
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_with_the_same_predictions(tiny_settings, tmp_path: Path) -> None:
     settings, tasks = tiny_settings
     result = train_full(_bottom(settings), settings, tasks, epochs=1, device="cpu")
@@ -37,6 +38,7 @@ def test_saved_model_reloads_with_the_same_predictions(tiny_settings, tmp_path: 
     assert (folder / "train.log").read_text() == "a log line\n"
 
 
+@pytest.mark.slow
 def test_train_command_end_to_end(tiny_settings, tmp_path: Path) -> None:
     settings, _ = tiny_settings
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -151,6 +153,7 @@ def test_divergence_is_caught_once_an_epoch(tiny_settings) -> None:
         train_candidate(model, tasks, fidelity, device="cpu", seed=0)
 
 
+@pytest.mark.slow
 def test_a_search_from_a_local_checkpoint(tiny_settings, tmp_path: Path) -> None:
     import shutil
 
