@@ -42,6 +42,7 @@ from _quality import RESULTS, Cache, data_id, embedded, fidelity_name, tasks_for
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
+from mtlsearch.errors import SearchStalledError
 
 SEARCHED = "search"
 
@@ -103,13 +104,18 @@ def run(args: tuple[str, str, int, int, float | None, str, str]) -> dict:
         study = handle.study
         study.sampler = make_sampler(dataclasses.replace(settings, seed=seed))  # the sampler's seed; training keeps the preset's
         started = time.perf_counter()
-        summary = mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path)), log), n_trials=n_trials)
+        stalled = None
+        try:
+            summary = mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path)), log), n_trials=n_trials)
+        except SearchStalledError as exc:  # the space exhausted: the run ends where it is, and says so
+            stalled, summary = str(exc), None
         wall = time.perf_counter() - started
         volumes = hypervolume_info(study, mtlsearch.trials_frame(study), settings).hypervolume
         records = mtlsearch.records(study.get_trials(deepcopy=False))
     return {
         "dataset": settings.dataset, "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes,
-        "train_seconds": sum(r["seconds"] for r in log), "stopped": len(summary.stopped), "reused": len(summary.reused),
+        "train_seconds": sum(r["seconds"] for r in log), "stalled": stalled,
+        "stopped": sum(r.kind == "stopped" for r in records), "reused": sum(r.kind == "reused" for r in records),
         "relative_cost": statistics.fmean(r["relative_cost"] for r in log) if log else None,
         "infeasible": sum(r.feasible is False for r in records), "wall_seconds": wall, "n_trials": n_trials,
         "trials": [{"number": r.number, "kind": r.kind, "accuracy": r.accuracy, "params": r.params, "strategy": r.strategy,

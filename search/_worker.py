@@ -7,10 +7,12 @@ how a candidate is scored; ``run_trial`` does one trial with the evaluator it is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
 
 MIN_PROBED = 4  # finished trials with a probe before the early-stopping rule stops anything (the baselines)
 MAX_FAILED_IN_A_ROW = 3  # trials whose training diverged, one after another: then the worker stops
-MAX_REUSED_IN_A_ROW = 200  # proposals of allocations trained before, one after another: the sampler is stuck
+EXPLORE_AFTER_REUSED = 20  # proposals of allocations trained before, in a row: then the next ones are drawn at random
+MAX_REUSED_IN_A_ROW = 200  # ... and if even random proposals were all trained before: the space is exhausted
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"  # user attribute "worker": who ran the trial
 STOP_PATIENCE_S = 10.0  # how long a stopping worker tries to fail its trial through an outage
 
@@ -163,21 +166,41 @@ def _result_attrs(result: TrainResult, device: str, seed: int) -> dict[str, obje
     return attrs
 
 
+@contextlib.contextmanager
+def _proposing(study: optuna.Study, random_seed: int | None) -> Iterator[None]:
+    """While a trial is asked for and its parameters suggested: the study's own sampler, or
+    with ``random_seed`` a random one (seeded by the trials so far, so a lone worker repeats
+    itself bit for bit)."""
+    import optuna
+
+    if random_seed is None:
+        yield
+        return
+    sampler = study.sampler
+    study.sampler = optuna.samplers.RandomSampler(seed=random_seed * 1_000_003 + len(study.get_trials(deepcopy=False)))
+    try:
+        yield
+    finally:
+        study.sampler = sampler
+
+
 def run_trial(
     study: optuna.Study, settings: Settings, evaluator: Evaluator, *, patience: Patience, callbacks: Callbacks,
-    liveness: Liveness, trained: int, target: int, early_stop: EarlyStop | None,
+    liveness: Liveness, trained: int, target: int, early_stop: EarlyStop | None, explore: bool = False,
 ) -> Outcome:  # fmt: skip
     """Ask for one trial, record its candidate, and train it (or record why not); tell the
-    result. On Ctrl-C the trial is failed, its allocation enqueued again, and the interrupt
-    raised."""
+    result. ``explore``: this proposal is drawn at random, not by the study's sampler. On
+    Ctrl-C the trial is failed, its allocation enqueued again, and the interrupt raised."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    trial = patience.call("asking for a candidate", study.ask)
+    with _proposing(study, settings.seed if explore else None):
+        trial = patience.call("asking for a candidate", study.ask)
     strategy = trial.user_attrs.get(S.STRATEGY, S.SEARCH)
     try:
         with Beats(study._storage, trial._trial_id, liveness.heartbeat_interval):
-            candidate = patience.call("recording a candidate", lambda: propose(study, trial, settings, strategy))
+            with _proposing(study, settings.seed if explore else None):
+                candidate = patience.call("recording a candidate", lambda: propose(study, trial, settings, strategy))
             if candidate.violation(settings.budget) > S.FEASIBLE_TOLERANCE:  # never, with the current space
                 _tell(study, patience, trial, state=TrialState.PRUNED)
                 callbacks.trial_infeasible(trial.number, candidate)
@@ -245,8 +268,10 @@ def run_worker(
     With ``settings.early_stop``, a candidate the rule stops is PRUNED (feasible) with
     ``stopped_early`` and counts as trained. A worker stops by itself, with one line, after
     ``MAX_FAILED_IN_A_ROW`` trials whose training diverged one after another
-    (``TrainingDivergedError``) and after ``MAX_REUSED_IN_A_ROW`` proposals of allocations
-    trained before (``SearchStalledError``). On Ctrl-C the running trial is failed, its
+    (``TrainingDivergedError``). A sampler that has converged proposes allocations trained
+    before (many points of the space give one allocation): after ``EXPLORE_AFTER_REUSED`` of
+    them in a row, the next proposals are drawn at random until one is new, and after
+    ``MAX_REUSED_IN_A_ROW`` the space is taken as exhausted (``SearchStalledError``). On Ctrl-C the running trial is failed, its
     allocation re-enqueued, and ``KeyboardInterrupt`` raised.
     """
     callbacks = callbacks or Callbacks()
@@ -268,8 +293,9 @@ def run_worker(
             callbacks.waiting(counts.training)
             time.sleep(liveness.poll)
             continue
+        reused = len(streak) - next((i + 1 for i in range(len(streak) - 1, -1, -1) if streak[i] != "reused"), 0)
         outcome = run_trial(study, settings, evaluator, patience=patience, callbacks=callbacks, liveness=liveness,
-                            trained=counts.trained, target=n_trials, early_stop=early_stop)  # fmt: skip
+                            trained=counts.trained, target=n_trials, early_stop=early_stop, explore=reused >= EXPLORE_AFTER_REUSED)  # fmt: skip
         getattr(summary, {"trained": "trained", "stopped": "stopped", "reused": "reused", "infeasible": "infeasible",
                           "failed": "failed", "lost": "lost"}[outcome.kind]).append(outcome.number)  # fmt: skip
         streak = [] if outcome.kind in ("trained", "stopped") else [*streak, outcome.kind]
@@ -280,8 +306,9 @@ def run_worker(
             )
         if streak.count("reused") >= MAX_REUSED_IN_A_ROW and all(k == "reused" for k in streak[-MAX_REUSED_IN_A_ROW:]):
             raise SearchStalledError(
-                f"the {settings.sampler} sampler proposed {MAX_REUSED_IN_A_ROW} allocations in a row that were trained "
-                "before: the search has nothing new to try at this budget; stop here or raise --budget"
+                f"{MAX_REUSED_IN_A_ROW} proposals in a row gave allocations trained before, the last "
+                f"{max(0, MAX_REUSED_IN_A_ROW - EXPLORE_AFTER_REUSED)} of them drawn at random: the search has nothing new "
+                "to try at this budget; stop here or raise --budget"
             )
     return summary
 

@@ -70,14 +70,28 @@ def test_a_sampler_that_only_repeats_itself_stops_the_worker(tiny_settings, tmp_
     import mtlsearch._worker
 
     monkeypatch.setattr(mtlsearch._worker, "MAX_REUSED_IN_A_ROW", 5)
+    monkeypatch.setattr(mtlsearch._worker, "EXPLORE_AFTER_REUSED", 10)  # never, before the stall
     study, settings = _study(tiny_settings, tmp_path, "repeats")
     study.sampler = Fixed()
     evaluator = Scripted()
-    with pytest.raises(SearchStalledError, match="proposed 5 allocations in a row that were trained before"):
+    with pytest.raises(SearchStalledError, match="5 proposals in a row gave allocations trained before"):
         mtlsearch.run_worker(study, settings, evaluator, n_trials=12)
     records = mtlsearch.records(study.get_trials(deepcopy=False))
     # the four baselines and the one new proposal are trained once each; the repeats cost no training
     assert evaluator.calls == 5 and [r.kind for r in records].count("reused") == 5
+
+
+def test_after_repeated_proposals_the_next_ones_are_drawn_at_random(tiny_settings, tmp_path: Path, monkeypatch) -> None:
+    import mtlsearch._worker
+
+    monkeypatch.setattr(mtlsearch._worker, "EXPLORE_AFTER_REUSED", 3)
+    study, settings = _study(tiny_settings, tmp_path, "explores")
+    study.sampler = Fixed()
+    summary = mtlsearch.run_worker(study, settings, Scripted(), n_trials=8)
+    records = mtlsearch.records(study.get_trials(deepcopy=False))
+    trained = [r for r in records if r.kind == "trained"]
+    # the baselines, the fixed proposal once, then one new allocation after every 3 repeats
+    assert len(trained) == 8 and len({r.key for r in trained}) == 8 and len(summary.reused) == 3 * 3
 
 
 class Probing(Scripted):
