@@ -33,7 +33,7 @@ def _cli_env(env: dict[str, str] | None) -> dict[str, str]:
     return full_env
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:  # a net for hangs, not a clock
     return subprocess.run(
         [sys.executable, "-m", "mtlsearch", *args],
         cwd=cwd, env=_cli_env(env), capture_output=True, text=True, timeout=timeout,

@@ -147,7 +147,7 @@ def test_ctrl_c_leaves_no_running_trial_and_writes_the_report(tmp_path: Path) ->
         time.sleep(0.5)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err
     study = _study(db)
     assert not study.get_trials(states=(TrialState.RUNNING,))

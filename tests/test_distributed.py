@@ -50,7 +50,7 @@ def _create(url: str, name: str, *settings: str, n_trials: int, cwd: Path) -> No
     assert result.returncode == 0, result.stderr
 
 
-def _wait_for_training(url: str, name: str, worker_pid: int | None = None, timeout: float = 120) -> optuna.trial.FrozenTrial:
+def _wait_for_training(url: str, name: str, worker_pid: int | None = None, timeout: float = 600) -> optuna.trial.FrozenTrial:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for t in _study(url, name).get_trials(states=(TrialState.RUNNING,)):
@@ -62,7 +62,7 @@ def _wait_for_training(url: str, name: str, worker_pid: int | None = None, timeo
     raise AssertionError("no trial started training")
 
 
-def _finish(proc, timeout: float = 300) -> tuple[int, str, str]:
+def _finish(proc, timeout: float = 1200) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
@@ -114,7 +114,7 @@ def test_sigint_fails_the_running_trial_at_once(url: str, tmp_path: Path) -> Non
     proc = start_cli("worker", "--study-name", name, "--storage", url, cwd=tmp_path)
     running = _wait_for_training(url, name)
     proc.send_signal(signal.SIGINT)
-    code, _, err = _finish(proc, timeout=60)
+    code, _, err = _finish(proc, timeout=300)
     assert code == 130, err
     study = _study(url, name)
     assert not study.get_trials(states=(TrialState.RUNNING,))
@@ -171,7 +171,7 @@ def test_grpc_proxy_serves_two_workers(pg_url: str, tmp_path: Path) -> None:
     assert all(isinstance(t.system_attrs.get("mtlsearch:beat"), int) for t in _trained(study))
 
 
-def _events(proc, wanted: str, timeout: float = 120) -> list[dict]:
+def _events(proc, wanted: str, timeout: float = 600) -> list[dict]:
     """Read a worker's JSON events until one of kind ``wanted``."""
     seen, deadline = [], time.monotonic() + timeout
     for line in proc.stdout:
@@ -247,13 +247,13 @@ def test_the_documented_slurm_and_kubernetes_workers_run(pg_url: str, tmp_path: 
     env = {k: v for k, v in os.environ.items() if k != "OPTUNA_STORAGE"}
     env.update({"MTLSEARCH_STUDY": name, "OPTUNA_STORAGE": pg_url, "OMP_NUM_THREADS": "1",
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"})  # fmt: skip
-    slurm = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    slurm = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert slurm.returncode == 0, slurm.stderr
     assert len(_trained(_study(pg_url, name))) == 2
     _create(pg_url, name, *TINY, n_trials=3, cwd=tmp_path)  # raise the target; the settings are the same
     pod_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     pod = subprocess.run(container["command"], env={**env, **pod_env, "MTLSEARCH_STUDY": name}, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+                         capture_output=True, text=True, timeout=1200)  # fmt: skip
     assert pod.returncode == 0, pod.stderr
     assert len(_trained(_study(pg_url, name))) == 3
 

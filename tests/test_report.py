@@ -92,3 +92,25 @@ def test_a_study_name_never_chooses_where_its_report_lands(name: str, tmp_path) 
         assert not set(safe_name(name)) & set("/\\<>:\"|?* ") and not safe_name(name).startswith(".")
         assert 0 < len(safe_name(name)) <= 120
     assert output_path(tmp_path / "mine.html", name, ".html") == tmp_path / "mine.html"  # a file named by the user is used as it is
+
+
+def test_the_verdict_judges_the_winner_against_the_presets_noise() -> None:
+    """On the control (fashion-domains, noise 0.006) a winner 0.004 over shared is no winner;
+    on the default a searched candidate 0.03 over the best baseline is one, and the sentence
+    says by how much."""
+    from mtlsearch import study_settings
+    from mtlsearch._results import verdict
+
+    def trained(best: float) -> list[dict]:
+        return [{"trial": 0, "strategy": "shared", "accuracy": 0.840}, {"trial": 1, "strategy": "bottom-specific", "accuracy": 0.838},
+                {"trial": 2, "strategy": "top-specific", "accuracy": 0.842}, {"trial": 5, "strategy": "search", "accuracy": best}]  # fmt: skip
+
+    control = study_settings("fashion-domains")
+    said = verdict(trained(0.844), control, [])
+    assert said is not None and said.startswith("Nothing here beats the shared model beyond the noise: the most accurate candidate, trial 5")
+    assert "0.0060 (measured for preset fashion-domains" in said
+    default = study_settings("embedded")
+    said = verdict(trained(0.872), default, [])
+    assert said is not None and said.startswith("Trial 5 (search) is the most accurate: +0.0300 over the best baseline, top-specific")
+    assert "2.7x the noise, beyond the noise" in said
+    assert "within the noise" in (verdict(trained(0.862), default, []) or "")
