@@ -3,7 +3,7 @@ preset, or a study's stored settings. Types are strict (a number is not a string
 number is not 28.5, nothing is NaN or infinite) and every value has its range; the first
 problem is one line that names where the value came from, the key, the value and what to use.
 
-pydantic does the checking (typer already brings it); it is imported when settings are
+pydantic does the checking (declared in pyproject; typer brings it too); it is imported when settings are
 validated, so ``mtlsearch --help`` does not pay for it.
 """
 
