@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
+from _timing import seconds_per_step
 from mtlsearch import Fidelity
 from mtlsearch._train import fast_path, make_optimizer, resolve_device, train_step
 from mtlsearch.datasets import TrainAugment
@@ -56,15 +56,7 @@ def main() -> None:
         train_step(model, optimizer, [(augment(x, generator), y) for x, y in batches], precision, stacked=stacked)
 
     def timed(step) -> float:  # type: ignore[no-untyped-def]
-        step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / args.steps
+        return seconds_per_step(step, args.steps, device)
 
     seconds: dict[str, list[float]] = {"without": [], "with": []}
     for r in range(args.rounds):

@@ -106,9 +106,9 @@ def run(args: tuple[str, str, int, int, float | None, str, str]) -> dict:
         started = time.perf_counter()
         stalled = None
         try:
-            summary = mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path)), log), n_trials=n_trials)
+            mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path)), log), n_trials=n_trials)
         except SearchStalledError as exc:  # the space exhausted: the run ends where it is, and says so
-            stalled, summary = str(exc), None
+            stalled = str(exc)
         wall = time.perf_counter() - started
         volumes = hypervolume_info(study, mtlsearch.trials_frame(study), settings).hypervolume
         records = mtlsearch.records(study.get_trials(deepcopy=False))

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from _timing import seconds_per_step
 from mtlsearch import Fidelity
 from mtlsearch._train import fast_path, make_optimizer, resolve_device, to_model_input, train_step
 from mtlsearch.models import DEFAULT_INPUT, backbone_spec, build_model, get_backbone, strategy_allocation
@@ -75,16 +75,7 @@ def main() -> None:
         plain_opt.step()
 
     def timed(step) -> float:  # type: ignore[no-untyped-def]
-        for _ in range(2):
-            step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return args.steps * args.tasks * args.batch / (time.perf_counter() - start)
+        return args.tasks * args.batch / seconds_per_step(step, args.steps, device, warmup=2)
 
     multi.train()
     plain.train()

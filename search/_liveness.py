@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from mtlsearch import _schema as S
-from mtlsearch.errors import StorageUnavailableError, first_line
+from mtlsearch.errors import StorageUnavailableError, disk_trouble, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -91,8 +91,7 @@ class Patience:
                 left = self.outage_began + self.seconds - now
                 if left <= 0:
                     reason = first_line(exc)
-                    full = any(words in reason.lower() for words in ("disk is full", "no space left", "disk i/o error"))
-                    fix = "free some space on the database's disk" if full else "start the database again"
+                    fix = "free some space on the database's disk" if disk_trouble(reason) else "start the database again"
                     raise StorageUnavailableError(
                         f"the storage was unreachable for {self.seconds:g} s (last while {what}: {reason}); "
                         f"gave up: {fix} and rerun; a trial left running is failed "

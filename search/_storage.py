@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mtlsearch._liveness import retry_callback
-from mtlsearch.errors import StorageError, first_line
+from mtlsearch.errors import StorageError, disk_trouble, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -242,9 +242,10 @@ def refused_write(url: str, exc: BaseException) -> StorageError:
 
 def _unreachable(shown: str, reason: str) -> str:
     lowered = reason.lower()
-    if "disk is full" in lowered or "no space left" in lowered or "exceeding max length" in lowered:
+    trouble = disk_trouble(reason)
+    if trouble == "full" or "exceeding max length" in lowered:  # Optuna's words for a commit that failed
         return f"cannot write storage {shown}: the disk is full ({reason}); free some space or choose another --storage"
-    if "disk i/o error" in lowered:
+    if trouble == "failing":
         return f"cannot write storage {shown} ({reason}): the disk is full or failing; free some space, or check the disk, or choose another --storage"
     if "readonly" in lowered or "read-only" in lowered:
         return f"cannot write storage {shown}: it is read-only ({reason}); copy it somewhere writable or fix --storage"

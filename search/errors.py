@@ -52,6 +52,18 @@ class SearchStalledError(MtlsearchError):
     """The sampler keeps proposing allocations that were trained before: nothing new to try."""
 
 
+DISK_FULL = ("disk is full", "no space left")  # what SQLite and the OS say when a write finds no room
+
+
+def disk_trouble(reason: str) -> str | None:
+    """``full`` when a storage error says the disk is full, ``failing`` for SQLite's "disk I/O
+    error" (a full disk under its WAL files, or a failing one), else None."""
+    lowered = reason.lower()
+    if any(words in lowered for words in DISK_FULL):
+        return "full"
+    return "failing" if "disk i/o error" in lowered else None
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of what an exception (or the driver error beneath it) says."""
     cause = getattr(exc, "orig", None) or exc.__cause__ or exc
