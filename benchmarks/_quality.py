@@ -38,7 +38,7 @@ def with_fidelity(settings: Settings, spec: str) -> Settings:
 
 
 OLD_DATASET = "fashion-domains"  # rows written before the key held the data
-EXECUTION = "stacked"  # pinned: a rerun on the CPU repeats bit for bit
+EXECUTION = "stacked"  # pinned: a rerun on the same kind of CPU repeats bit for bit
 
 
 class Cache:
@@ -112,8 +112,17 @@ def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, l
         "dataset": settings.dataset, "data": data_id(settings), "key": cand.key, "fidelity": fidelity_name(settings.fidelity), "seed": seed, "label": label,
         "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "params": cand.counts.total,
         "specific_fraction": cand.specific_fraction, "seconds": time.perf_counter() - started,
-        "train_seconds": result.train_seconds, "allocation": dict(allocation),
+        "train_seconds": result.train_seconds, "allocation": dict(allocation), "cpu": cpu_kind(),
     }  # fmt: skip
+
+
+@functools.cache
+def cpu_kind() -> str:
+    """The instruction set torch's kernels use here: the same seed repeats bit for bit on the same
+    kind, and differs by about a seed's noise on another (float sums in another order)."""
+    import platform
+
+    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache) -> dict | None:

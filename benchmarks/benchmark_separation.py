@@ -15,7 +15,9 @@ trained with the same seed (pooled over every pair: the ``noise`` a preset state
 table after a run judges differences against), then the three measurements of the benchmark issue:
 best minus worst baseline against the mean seed std; bottom- minus top-specific paired by
 seed against the std of that difference; the hand-made allocation minus the best baseline,
-paired by seed, against the std of that difference. Writes
+paired by seed, against the std of that difference; and where the benchmark has groups of
+domains built alike (fashion-mux: multiplexed and plain), each paired difference on each group,
+which says where a gain or a loss comes from. Writes
 ``benchmarks/results/separation-<dataset>-<fidelity>.json`` (``-<N>seeds`` with other seeds). The last line is
 ``handmade_minus_best=<mean> noise=<std of the paired difference>``.
 """
@@ -33,6 +35,8 @@ from mtlsearch.models import BASELINES, strategy_allocation
 
 # How each embedded benchmark was built says where its task-specific filters belong.
 HANDMADE = {"fashion-mux": ("first conv only", {"conv1.0": 1.0}), "fashion-domains": ("stem only", {"stem": 1.0})}
+# Domains built alike, whose paired differences are reported together: where a gain comes from.
+GROUPS = {"fashion-mux": {"multiplexed": ("mux-a", "mux-b", "mux-c", "mux-d"), "plain": ("plain-a", "plain-b", "plain-c", "plain-d")}}
 
 
 def candidates(settings) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
@@ -47,6 +51,15 @@ def candidates(settings) -> dict[str, dict[str, float]]:  # type: ignore[no-unty
 def paired(rows: dict[str, list[dict]], a: str, b: str) -> tuple[float, float, list[float]]:
     diffs = [x["accuracy"] - y["accuracy"] for x, y in zip(rows[a], rows[b])]
     return statistics.fmean(diffs), statistics.stdev(diffs), diffs
+
+
+def by_group(rows: dict[str, list[dict]], a: str, b: str, groups: dict[str, tuple[str, ...]]) -> dict[str, tuple[float, float]]:
+    """``a`` minus ``b`` paired by seed on each group's mean accuracy: mean and std over seeds."""
+    out = {}
+    for name, domains in groups.items():
+        diffs = [statistics.fmean(x["task_accuracy"][d] - y["task_accuracy"][d] for d in domains) for x, y in zip(rows[a], rows[b])]
+        out[name] = (statistics.fmean(diffs), statistics.stdev(diffs))
+    return out
 
 
 def main() -> None:
@@ -99,11 +112,17 @@ def main() -> None:
           f"{abs(bt_mean) / bt_std:.1f} x its std (target 3)")  # fmt: skip
     print(f"2.  {handmade} minus the best baseline ({best}), paired by seed: {hm_mean:+.4f} ± {hm_std:.4f} "
           f"({[round(d, 4) for d in hm]}), {hm_mean / hm_std:.1f} x its std (target 3)")  # fmt: skip
+    groups = GROUPS.get(settings.dataset, {})
+    decomposed = {}
+    for a, b in (("bottom-specific", "top-specific"), (handmade, best), (handmade, "shared")):
+        decomposed[f"{a} - {b}"] = parts = by_group(rows, a, b, groups) if groups else {}
+        if parts:
+            print(f"    {a} minus {b} by domain group: " + ", ".join(f"{g} {m:+.4f} ± {s:.4f}" for g, (m, s) in parts.items()))
     RESULTS.mkdir(exist_ok=True)
     seeds = "" if args.seeds == [0, 1, 2] else f"-{len(args.seeds)}seeds"
     (RESULTS / f"separation-{settings.dataset}-{fid}{seeds}.json").write_text(json.dumps({
         "dataset": settings.dataset, "fidelity": fid, "seeds": args.seeds, "candidates": summary,
-        "best_minus_worst": spread, "difference_noise": pooled, "mean_seed_std": seed_std, "bottom_minus_top": bt, "handmade_minus_best": hm, "best": best,
+        "best_minus_worst": spread, "difference_noise": pooled, "mean_seed_std": seed_std, "bottom_minus_top": bt, "handmade_minus_best": hm, "best": best, "by_group": decomposed,
     }, indent=1))  # fmt: skip
     print(f"handmade_minus_best={hm_mean:.4f} noise={hm_std:.4f}")
 

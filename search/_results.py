@@ -194,7 +194,7 @@ def verdict(trained: Sequence[dict], settings: Settings, rows: Sequence[dict]) -
     if over_shared <= BEYOND * sigma:
         return (
             f"Nothing here beats the shared model beyond the noise: the most accurate candidate, trial {best['trial']} "
-            f"({best['strategy']}), is {over_shared:+.4f} over shared, {times} {said}. Task-specific filters buy nothing "
+            f"({best['strategy']}), is {over_shared:+.4f} over shared, {times} the noise; {said}. Task-specific filters buy nothing "
             "measurable in this study beyond per-task norms."
         )
     rivals = [r for r in trained if r["strategy"] in BASELINES and r["trial"] != best["trial"]]

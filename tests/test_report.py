@@ -108,7 +108,7 @@ def test_the_verdict_judges_the_winner_against_the_presets_noise() -> None:
     control = study_settings("fashion-domains")
     said = verdict(trained(0.844), control, [])
     assert said is not None and said.startswith("Nothing here beats the shared model beyond the noise: the most accurate candidate, trial 5")
-    assert "0.0060 (measured for preset fashion-domains" in said
+    assert "+0.0040 over shared, 0.7x the noise; the noise of a difference between two candidates is 0.0060 (measured for preset fashion-domains" in said
     default = study_settings("embedded")
     said = verdict(trained(0.872), default, [])
     assert said is not None and said.startswith("Trial 5 (search) is the most accurate: +0.0300 over the best baseline, top-specific")
