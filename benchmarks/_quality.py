@@ -39,24 +39,32 @@ def with_fidelity(settings: Settings, spec: str) -> Settings:
 
 OLD_DATASET = "fashion-domains"  # rows written before the key held the data
 EXECUTION = "stacked"  # pinned: a rerun on the same kind of CPU repeats bit for bit
+UNRECORDED = "unrecorded"  # the CPU kind of rows written before rows recorded it
 
 
 class Cache:
-    """``(dataset, candidate key, fidelity, seed) -> result`` on disk, one JSON object per line."""
+    """``(dataset, candidate key, fidelity, seed) -> result`` on disk, one JSON object per line;
+    the latest row of a key wins. With ``cpu`` (a ``cpu_kind()``), only rows trained on that
+    kind of CPU count: for comparisons paired by seed, where a row from another instruction set
+    is another draw of the noise."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: dict[tuple[str, str, str, int], dict] = {}
+    def __init__(self, path: Path, *, cpu: str | None = None) -> None:
+        self.path, self.cpu = path, cpu
+        self.rows: dict[tuple[str, str, str, int, str | None], dict] = {}
         if path.exists():
             for line in path.read_text().splitlines():
-                row = json.loads(line)
-                self.rows[(_data_of(row), row["key"], row["fidelity"], row["seed"])] = row
+                self._keep(json.loads(line))
+
+    def _keep(self, row: dict) -> None:
+        key = (_data_of(row), row["key"], row["fidelity"], row["seed"])
+        self.rows[(*key, None)] = row
+        self.rows[(*key, row.get("cpu", UNRECORDED))] = row
 
     def get(self, key: str, fidelity: str, seed: int, data: str) -> dict | None:
-        return self.rows.get((data, key, fidelity, seed))
+        return self.rows.get((data, key, fidelity, seed, self.cpu))
 
     def put(self, row: dict) -> None:
-        self.rows[(_data_of(row), row["key"], row["fidelity"], row["seed"])] = row
+        self._keep(row)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")

@@ -8,7 +8,8 @@ top-specific, random), the hand-made allocation of the benchmark (on fashion-mux
 first convolution task-specific, from how the domains were built: the multiplexed domains need
 their own cross-channel mix at the input, the plain ones lose accuracy wherever their early
 layers are split) and the independent models (the 100% reference, outside any budget), each
-with every seed; every result is kept in ``benchmarks/results/trained.jsonl``.
+with every seed; every result is kept in ``benchmarks/results/trained.jsonl``, and only rows
+trained on this kind of CPU (and recorded as such) are reused.
 
 Prints every candidate's mean and spread, the noise of a difference between two candidates
 trained with the same seed (pooled over every pair: the ``noise`` a preset states, which the
@@ -29,7 +30,7 @@ import json
 import math
 import statistics
 
-from _quality import RESULTS, Cache, embedded, train_many, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, embedded, train_many, with_fidelity
 from mtlsearch._study import space_for
 from mtlsearch.models import BASELINES, strategy_allocation
 
@@ -76,7 +77,7 @@ def main() -> None:
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = f"{settings.fidelity.epochs}x{settings.fidelity.train_size}"
-    cache = Cache(Path(args.cache))
+    cache = Cache(Path(args.cache), cpu=cpu_kind())  # every difference paired on one machine's draws
     allocations = candidates(settings)
     jobs = [(settings, allocation, seed, label) for label, allocation in allocations.items() for seed in args.seeds]
 

@@ -10,7 +10,8 @@ log scale and random shares: what random search proposes). Each is trained at ev
 ``--fidelities`` (``EPOCHSxIMAGES`` per task; the preset's own is added) and at the
 ``--reference`` fidelity (three times the preset's epochs on the same images: on fashion-mux
 the 250 training images of a domain are all it has), for every seed, in two processes of one
-torch thread each. Everything trained is kept in ``benchmarks/results/trained.jsonl``.
+torch thread each. Everything trained is kept in ``benchmarks/results/trained.jsonl``; only rows
+trained on this kind of CPU (and recorded as such) are reused.
 
 Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
 fidelity (seed-mean) with the reference (seed-mean), and of the reference with itself across
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, embedded, fidelity_name, train_many, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -64,7 +65,7 @@ def main() -> None:
     default = fidelity_name(base.fidelity)
     reference = args.reference or f"{3 * base.fidelity.epochs}x{base.fidelity.train_size}"
     fidelities = list(dict.fromkeys([*args.fidelities, default, reference]))
-    cache = Cache(Path(args.cache))
+    cache = Cache(Path(args.cache), cpu=cpu_kind())  # seeds compared on one machine's draws
     candidates = [*fixed_candidates(base).items()][:-1]  # the baselines and the hand-made one, not independent
     candidates += [(f"searched #{i}", a) for i, a in enumerate(searched(base, args.searched, seed=1))]
     jobs = [(with_fidelity(base, fid), allocation, seed, label) for fid in fidelities for label, allocation in candidates for seed in args.seeds]

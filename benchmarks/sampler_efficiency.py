@@ -10,8 +10,11 @@ recorded on every trial, until the study holds ``--n-trials`` trained trials. Th
 seed varies; training uses the preset's seed throughout, so the samplers are compared on one
 objective (the seed noise is measured apart, by ``benchmark_separation.py``). The worker is
 given ``CachedEvaluator``: the study's own training recipe, but every result is kept in
-``benchmarks/results/trained.jsonl`` and a candidate trained before (by this run, another run
-or another script) is not trained again, so an interrupted run resumes where it stopped. With
+``benchmarks/results/trained.jsonl`` and a candidate trained before on the same kind of CPU
+(by this run, another run or another script) is not trained again, so an interrupted run
+resumes where it stopped. A run made on another kind of CPU is made again here, and the
+summary compares runs of one kind only: with another instruction set the same training seed
+is another draw of the noise, and a sampler would be judged on another objective. With
 ``--early-stop MARGIN`` the worker applies the opt-in rule; a kept candidate is then stopped or
 not exactly as training it again would.
 
@@ -38,7 +41,7 @@ import optuna
 import torch
 
 import mtlsearch
-from _quality import RESULTS, Cache, data_id, embedded, fidelity_name, tasks_for, with_fidelity
+from _quality import RESULTS, UNRECORDED, Cache, cpu_kind, data_id, embedded, fidelity_name, tasks_for, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
@@ -49,8 +52,10 @@ SEARCHED = "search"
 
 class CachedEvaluator:
     """The study's recipe (``mtlsearch.train_allocation``), remembered: a candidate is trained
-    once per fidelity and seed, with its mean val accuracy at a third of the steps recorded, so
-    the early-stopping rule can be replayed on it."""
+    once per fidelity, seed and kind of CPU, with its mean val accuracy at a third of the steps
+    recorded, so the early-stopping rule can be replayed on it. A row trained on another kind
+    of CPU is not reused: there the same seed is another draw of the noise, and the samplers
+    would no longer be compared on one objective."""
 
     device = "cpu"
 
@@ -80,7 +85,7 @@ class CachedEvaluator:
                 "dataset": dataset, "data": data_id(self.settings), "key": candidate.key, "fidelity": fid, "seed": seed, "label": "sampler", "accuracy": result.accuracy,
                 "task_accuracy": result.task_accuracy, "params": candidate.counts.total, "specific_fraction": candidate.specific_fraction,
                 "seconds": total - probe_eval, "seconds_to_probe": marks["probe_start"], "probe_eval_seconds": probe_eval,
-                "probe_accuracy": result.probe_accuracy, "allocation": candidate.allocation_dict,
+                "probe_accuracy": result.probe_accuracy, "allocation": candidate.allocation_dict, "cpu": cpu_kind(),
             }  # fmt: skip
             self.cache.put(row)
         stopped = probe is not None and probe(row["probe_accuracy"])
@@ -106,14 +111,14 @@ def run(args: tuple[str, str, int, int, float | None, str, str]) -> dict:
         started = time.perf_counter()
         stalled = None
         try:
-            mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path)), log), n_trials=n_trials)
+            mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path), cpu=cpu_kind()), log), n_trials=n_trials)
         except SearchStalledError as exc:  # the space exhausted: the run ends where it is, and says so
             stalled = str(exc)
         wall = time.perf_counter() - started
         volumes = hypervolume_info(study, mtlsearch.trials_frame(study), settings).hypervolume
         records = mtlsearch.records(study.get_trials(deepcopy=False))
     return {
-        "dataset": settings.dataset, "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes,
+        "dataset": settings.dataset, "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes, "cpu": cpu_kind(),
         "train_seconds": sum(r["seconds"] for r in log), "stalled": stalled,
         "stopped": sum(r.kind == "stopped" for r in records), "reused": sum(r.kind == "reused" for r in records),
         "relative_cost": statistics.fmean(r["relative_cost"] for r in log) if log else None,
@@ -154,8 +159,14 @@ def main() -> None:
     def name_of(sampler: str, margin: float | None) -> str:
         return sampler if margin is None else f"{sampler}+early-stop{margin:g}"
 
+    def kept(name: str, seed: int) -> dict | None:
+        return json.loads(path_of(name, seed).read_text()) if path_of(name, seed).exists() else None
+
+    def current(run: dict | None) -> bool:  # the asked length, trained on this kind of CPU
+        return run is not None and run["n_trials"] == args.n_trials and run.get("cpu") == cpu_kind()
+
     todo = [(args.preset, s, seed, args.n_trials, m, fidelity, args.cache) for seed in args.seeds for s, m in variants
-            if not path_of(name_of(s, m), seed).exists() or json.loads(path_of(name_of(s, m), seed).read_text())["n_trials"] != args.n_trials]  # fmt: skip
+            if not current(kept(name_of(s, m), seed))]  # fmt: skip
     if todo and not args.summary_only:
         from multiprocessing import get_context
 
@@ -166,11 +177,16 @@ def main() -> None:
                 hv = out["hypervolume"]
                 print(f"  {name:<22} seed {out['seed']}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of "
                       f"training, {out['infeasible']} over-budget proposals, {out['reused']} reused, {out['stopped']} stopped", flush=True)  # fmt: skip
+    found = [one for seed in args.seeds for s, m in variants if (one := kept(name_of(s, m), seed)) is not None]
+    kinds = [one.get("cpu", UNRECORDED) for one in found]
+    kind = cpu_kind() if cpu_kind() in kinds else max(set(kinds), key=kinds.count, default=cpu_kind())
+    left_out = [f"{one['sampler']} seed {one['seed']} ({one.get('cpu', UNRECORDED)})" for one in found if one.get("cpu", UNRECORDED) != kind]
+    if left_out:  # the same training seed is another draw of the noise on another kind of CPU
+        print(f"runs trained on another kind of CPU than {kind}, left out of the comparison: {', '.join(left_out)}")
     runs: dict[str, list[dict]] = {}
-    for seed in args.seeds:
-        for s, m in variants:
-            if path_of(name_of(s, m), seed).exists():
-                runs.setdefault(name_of(s, m), []).append(json.loads(path_of(name_of(s, m), seed).read_text()))
+    for one in found:
+        if one.get("cpu", UNRECORDED) == kind:
+            runs.setdefault(name_of(one["sampler"], one["early_stop"]), []).append(one)
 
     def mean_at(name: str, n: int) -> float:
         return statistics.mean(r["hypervolume"][min(n, len(r["hypervolume"])) - 1] for r in runs[name])

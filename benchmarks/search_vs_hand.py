@@ -9,7 +9,8 @@ that is no baseline) of the whole run and of its first ``--within`` trained tria
 them, every baseline and the benchmark's hand-made allocation (``benchmark_separation.py``)
 with ``--seeds`` at the preset's fidelity (the search may have run at a cheaper one): the
 retraining is what tells a real gain from a lucky seed. Everything trained is kept in
-``benchmarks/results/trained.jsonl``.
+``benchmarks/results/trained.jsonl``; only rows trained on this kind of CPU are reused, so that
+every difference is paired on one machine's draws of the noise.
 
 Prints, per run, the best candidate against every baseline, paired by seed (mean and std of
 the difference), and the share of the gap from the best strategy to the hand-made allocation
@@ -25,7 +26,7 @@ import json
 import statistics
 from pathlib import Path
 
-from _quality import RESULTS, Cache, embedded, fidelity_name, train_many
+from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, train_many
 from benchmark_separation import candidates
 
 BOTTOM = "bottom-specific"
@@ -61,7 +62,7 @@ def main() -> None:
             print(f"{label:<22} trial {trial['number']:>3}, {trial['specific_fraction']:.3f} task-specific, "
                   f"{trial['accuracy']:.4f} at {searched_at}")  # fmt: skip
     jobs = [(settings, allocation, seed, label) for label, allocation in {**fixed, **picks}.items() for seed in args.seeds]
-    rows = train_many(jobs, Cache(Path(args.cache)), processes=args.processes)
+    rows = train_many(jobs, Cache(Path(args.cache), cpu=cpu_kind()), processes=args.processes)
     by_label: dict[str, list[float]] = {}
     for (_, _, _, label), row in zip(jobs, rows):
         by_label.setdefault(label, []).append(row["accuracy"])

@@ -9,7 +9,8 @@ as fast. If that starved task-specific filters, multiplying their gradients by `
 the tasks) would lift every allocation that has them, and most the ones with many. This trains
 the preset's baselines and the hand-made allocation of ``benchmark_separation.py`` with the
 scaled gradients (its own results file: the cache holds the worker's recipe only), and prints
-each against the worker's recipe (from ``benchmarks/results/trained.jsonl``), paired by seed,
+each against the worker's recipe (rows of ``benchmarks/results/trained.jsonl`` trained on this
+kind of CPU, trained first where missing), paired by seed,
 on all domains and on each group of domains. The last line is
 ``handmade_scaled_minus_plain=<mean> noise=<std>``.
 """
@@ -62,7 +63,7 @@ def main() -> None:
             RESULTS.mkdir(exist_ok=True)
             out.write_text(json.dumps({"scale": args.scale, "rows": list(done.values())}, indent=1))
     plain_jobs = [(settings, a, seed, label) for label, a in allocations.items() for seed in args.seeds]
-    recipe = {(label, seed): row for (_, _, seed, label), row in zip(plain_jobs, train_many(plain_jobs, Cache(RESULTS / "trained.jsonl")))}
+    recipe = {(label, seed): row for (_, _, seed, label), row in zip(plain_jobs, train_many(plain_jobs, Cache(RESULTS / "trained.jsonl", cpu=cpu_kind())))}
     groups = {"all domains": tuple(next(iter(done.values()))["task_accuracy"]), **GROUPS.get(settings.dataset, {})}
     print(f"{settings.dataset}, fidelity {settings.fidelity.epochs}x{settings.fidelity.train_size}: task-specific gradients x{args.scale:g} "
           f"minus the worker's recipe, paired by seed {args.seeds}")  # fmt: skip
