@@ -27,20 +27,25 @@ from _quality import RESULTS, Cache, cpu_kind, embedded, tasks_for, train_many
 from benchmark_separation import GROUPS, candidates
 
 
-def _scaled(job: tuple[str, dict[str, float], int, float]) -> dict:
-    """One training of the worker's recipe with the task-specific filters' gradients scaled:
-    torch calls the hook as each network registers its parameters (nothing of mtlsearch is
-    patched), and this process trains nothing else."""
+def _scale_task_filters(scale: float) -> None:
+    """Pool initialiser: from now on, every task-specific filter a network of this process
+    registers has its gradient multiplied by ``scale`` (torch calls the hook as each network
+    registers its parameters; nothing of mtlsearch is patched). Once per process: a hook added
+    per training would stack, and the second training would get ``scale`` squared."""
     import torch
 
     torch.set_num_threads(1)
-    label, allocation, seed, scale = job
 
-    def scale_task_filters(module: torch.nn.Module, name: str, parameter: torch.nn.Parameter | None) -> None:
+    def hook(module: torch.nn.Module, name: str, parameter: torch.nn.Parameter | None) -> None:
         if parameter is not None and name in ("specific", "specific_bias"):
             parameter.register_hook(lambda grad: grad * scale)
 
-    torch.nn.modules.module.register_module_parameter_registration_hook(scale_task_filters)
+    torch.nn.modules.module.register_module_parameter_registration_hook(hook)
+
+
+def _scaled(job: tuple[str, dict[str, float], int, float]) -> dict:
+    """One training of the worker's recipe in a process set up by ``_scale_task_filters``."""
+    label, allocation, seed, scale = job
     settings = embedded()
     _, result = mtlsearch.train_allocation(dict(allocation), settings, tasks_for(settings), device="cpu", seed=seed, execution="stacked")
     return {"label": label, "seed": seed, "scale": scale, "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "cpu": cpu_kind()}
@@ -56,7 +61,7 @@ def main() -> None:
     out = RESULTS / f"specific_gradient-{settings.dataset}-x{args.scale:g}.json"
     done = {(r["label"], r["seed"]): r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
     jobs = [(label, a, seed, args.scale) for label, a in allocations.items() for seed in args.seeds if (label, seed) not in done]
-    with get_context("spawn").Pool(2) as pool:
+    with get_context("spawn").Pool(2, initializer=_scale_task_filters, initargs=(args.scale,)) as pool:
         for row in pool.imap_unordered(_scaled, jobs):
             done[(row["label"], row["seed"])] = row
             print(f"  trained {row['label']:<28} seed {row['seed']} x{args.scale:g}: {row['accuracy']:.4f}", flush=True)
