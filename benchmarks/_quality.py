@@ -44,24 +44,22 @@ UNRECORDED = "unrecorded"  # the CPU kind of rows written before rows recorded i
 
 class Cache:
     """``(dataset, candidate key, fidelity, seed) -> result`` on disk, one JSON object per line;
-    the latest row of a key wins. With ``cpu`` (a ``cpu_kind()``), only rows trained on that
-    kind of CPU count: for comparisons paired by seed, where a row from another instruction set
-    is another draw of the noise."""
+    the latest row of a key wins. Only rows trained on this machine's kind of CPU are found:
+    every comparison is paired by seed, and on another instruction set the same seed is another
+    draw of the noise."""
 
-    def __init__(self, path: Path, *, cpu: str | None = None) -> None:
-        self.path, self.cpu = path, cpu
-        self.rows: dict[tuple[str, str, str, int, str | None], dict] = {}
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[tuple[str, str, str, int, str], dict] = {}
         if path.exists():
             for line in path.read_text().splitlines():
                 self._keep(json.loads(line))
 
     def _keep(self, row: dict) -> None:
-        key = (_data_of(row), row["key"], row["fidelity"], row["seed"])
-        self.rows[(*key, None)] = row
-        self.rows[(*key, row.get("cpu", UNRECORDED))] = row
+        self.rows[(_data_of(row), row["key"], row["fidelity"], row["seed"], kind_of(row))] = row
 
     def get(self, key: str, fidelity: str, seed: int, data: str) -> dict | None:
-        return self.rows.get((data, key, fidelity, seed, self.cpu))
+        return self.rows.get((data, key, fidelity, seed, cpu_kind()))
 
     def put(self, row: dict) -> None:
         self._keep(row)
@@ -131,6 +129,11 @@ def cpu_kind() -> str:
     import platform
 
     return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+
+
+def kind_of(recorded: dict) -> str:
+    """The CPU kind a cached row or a kept run was trained on."""
+    return recorded.get("cpu", UNRECORDED)
 
 
 def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache) -> dict | None:

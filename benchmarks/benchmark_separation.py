@@ -30,7 +30,7 @@ import json
 import math
 import statistics
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, train_many, with_fidelity
+from _quality import RESULTS, Cache, embedded, train_many, with_fidelity
 from mtlsearch._study import space_for
 from mtlsearch.models import BASELINES, strategy_allocation
 
@@ -77,7 +77,7 @@ def main() -> None:
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = f"{settings.fidelity.epochs}x{settings.fidelity.train_size}"
-    cache = Cache(Path(args.cache), cpu=cpu_kind())  # every difference paired on one machine's draws
+    cache = Cache(Path(args.cache))
     allocations = candidates(settings)
     jobs = [(settings, allocation, seed, label) for label, allocation in allocations.items() for seed in args.seeds]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, train_many, with_fidelity
+from _quality import RESULTS, Cache, embedded, fidelity_name, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -65,7 +65,7 @@ def main() -> None:
     default = fidelity_name(base.fidelity)
     reference = args.reference or f"{3 * base.fidelity.epochs}x{base.fidelity.train_size}"
     fidelities = list(dict.fromkeys([*args.fidelities, default, reference]))
-    cache = Cache(Path(args.cache), cpu=cpu_kind())  # seeds compared on one machine's draws
+    cache = Cache(Path(args.cache))
     candidates = [*fixed_candidates(base).items()][:-1]  # the baselines and the hand-made one, not independent
     candidates += [(f"searched #{i}", a) for i, a in enumerate(searched(base, args.searched, seed=1))]
     jobs = [(with_fidelity(base, fid), allocation, seed, label) for fid in fidelities for label, allocation in candidates for seed in args.seeds]

@@ -41,7 +41,7 @@ import optuna
 import torch
 
 import mtlsearch
-from _quality import RESULTS, UNRECORDED, Cache, cpu_kind, data_id, embedded, fidelity_name, tasks_for, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, data_id, embedded, fidelity_name, kind_of, tasks_for, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
@@ -111,7 +111,7 @@ def run(args: tuple[str, str, int, int, float | None, str, str]) -> dict:
         started = time.perf_counter()
         stalled = None
         try:
-            mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path), cpu=cpu_kind()), log), n_trials=n_trials)
+            mtlsearch.run_worker(study, settings, CachedEvaluator(settings, tasks, Cache(Path(cache_path)), log), n_trials=n_trials)
         except SearchStalledError as exc:  # the space exhausted: the run ends where it is, and says so
             stalled = str(exc)
         wall = time.perf_counter() - started
@@ -163,7 +163,7 @@ def main() -> None:
         return json.loads(path_of(name, seed).read_text()) if path_of(name, seed).exists() else None
 
     def current(run: dict | None) -> bool:  # the asked length, trained on this kind of CPU
-        return run is not None and run["n_trials"] == args.n_trials and run.get("cpu") == cpu_kind()
+        return run is not None and run["n_trials"] == args.n_trials and kind_of(run) == cpu_kind()
 
     todo = [(args.preset, s, seed, args.n_trials, m, fidelity, args.cache) for seed in args.seeds for s, m in variants
             if not current(kept(name_of(s, m), seed))]  # fmt: skip
@@ -178,14 +178,14 @@ def main() -> None:
                 print(f"  {name:<22} seed {out['seed']}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of "
                       f"training, {out['infeasible']} over-budget proposals, {out['reused']} reused, {out['stopped']} stopped", flush=True)  # fmt: skip
     found = [one for seed in args.seeds for s, m in variants if (one := kept(name_of(s, m), seed)) is not None]
-    kinds = [one.get("cpu", UNRECORDED) for one in found]
+    kinds = [kind_of(one) for one in found]
     kind = cpu_kind() if cpu_kind() in kinds else max(set(kinds), key=kinds.count, default=cpu_kind())
-    left_out = [f"{one['sampler']} seed {one['seed']} ({one.get('cpu', UNRECORDED)})" for one in found if one.get("cpu", UNRECORDED) != kind]
+    left_out = [f"{one['sampler']} seed {one['seed']} ({kind_of(one)})" for one in found if kind_of(one) != kind]
     if left_out:  # the same training seed is another draw of the noise on another kind of CPU
         print(f"runs trained on another kind of CPU than {kind}, left out of the comparison: {', '.join(left_out)}")
     runs: dict[str, list[dict]] = {}
     for one in found:
-        if one.get("cpu", UNRECORDED) == kind:
+        if kind_of(one) == kind:
             runs.setdefault(name_of(one["sampler"], one["early_stop"]), []).append(one)
 
     def mean_at(name: str, n: int) -> float:

@@ -26,7 +26,7 @@ import json
 import statistics
 from pathlib import Path
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, train_many
+from _quality import RESULTS, Cache, embedded, fidelity_name, train_many
 from benchmark_separation import candidates
 
 BOTTOM = "bottom-specific"
@@ -62,7 +62,7 @@ def main() -> None:
             print(f"{label:<22} trial {trial['number']:>3}, {trial['specific_fraction']:.3f} task-specific, "
                   f"{trial['accuracy']:.4f} at {searched_at}")  # fmt: skip
     jobs = [(settings, allocation, seed, label) for label, allocation in {**fixed, **picks}.items() for seed in args.seeds]
-    rows = train_many(jobs, Cache(Path(args.cache), cpu=cpu_kind()), processes=args.processes)
+    rows = train_many(jobs, Cache(Path(args.cache)), processes=args.processes)
     by_label: dict[str, list[float]] = {}
     for (_, _, _, label), row in zip(jobs, rows):
         by_label.setdefault(label, []).append(row["accuracy"])

@@ -68,7 +68,7 @@ def main() -> None:
             RESULTS.mkdir(exist_ok=True)
             out.write_text(json.dumps({"scale": args.scale, "rows": list(done.values())}, indent=1))
     plain_jobs = [(settings, a, seed, label) for label, a in allocations.items() for seed in args.seeds]
-    recipe = {(label, seed): row for (_, _, seed, label), row in zip(plain_jobs, train_many(plain_jobs, Cache(RESULTS / "trained.jsonl", cpu=cpu_kind())))}
+    recipe = {(label, seed): row for (_, _, seed, label), row in zip(plain_jobs, train_many(plain_jobs, Cache(RESULTS / "trained.jsonl")))}
     groups = {"all domains": tuple(next(iter(done.values()))["task_accuracy"]), **GROUPS.get(settings.dataset, {})}
     print(f"{settings.dataset}, fidelity {settings.fidelity.epochs}x{settings.fidelity.train_size}: task-specific gradients x{args.scale:g} "
           f"minus the worker's recipe, paired by seed {args.seeds}")  # fmt: skip
