@@ -103,19 +103,20 @@ def tasks_for(settings: Settings) -> list:
     return _TASKS[key]
 
 
-def candidate(settings: Settings, allocation: Mapping[str, float], strategy: str = "search") -> Candidate:
-    tasks = tasks_for(settings)
+def candidate(settings: Settings, allocation: Mapping[str, float], strategy: str = "search", *, tasks: list | None = None) -> Candidate:
+    tasks = tasks_for(settings) if tasks is None else tasks
     return Candidate.create(backbone_spec(settings.backbone), [t.num_classes for t in tasks], allocation, settings.granularity, strategy=strategy)  # type: ignore[arg-type]
 
 
-def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, label: str) -> dict:
-    """The worker's own recipe (same init seed, same training loop), timed."""
-    cand = candidate(settings, allocation)
-    tasks = tasks_for(settings)
+def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, label: str, *, tasks: list | None = None, data: str | None = None) -> dict:
+    """The worker's own recipe (same init seed, same training loop), timed; on the preset's
+    tasks, or on ``tasks`` recorded as ``data`` (a benchmark built in memory)."""
+    tasks = tasks_for(settings) if tasks is None else tasks
+    cand = candidate(settings, allocation, tasks=tasks)
     started = time.perf_counter()
     _, result = mtlsearch.train_allocation(dict(allocation), settings, tasks, device="cpu", seed=seed, execution=EXECUTION)
     return {
-        "dataset": settings.dataset, "data": data_id(settings), "key": cand.key, "fidelity": fidelity_name(settings.fidelity), "seed": seed, "label": label,
+        "dataset": settings.dataset, "data": data or data_id(settings), "key": cand.key, "fidelity": fidelity_name(settings.fidelity), "seed": seed, "label": label,
         "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "params": cand.counts.total,
         "specific_fraction": cand.specific_fraction, "seconds": time.perf_counter() - started,
         "train_seconds": result.train_seconds, "allocation": dict(allocation), "cpu": cpu_kind(),
@@ -124,11 +125,34 @@ def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, l
 
 @functools.cache
 def cpu_kind() -> str:
-    """The instruction set torch's kernels use here: the same seed repeats bit for bit on the same
-    kind, and differs by about a seed's noise on another (float sums in another order)."""
+    """The instruction set torch's kernels use here and the CPU's vendor: the same seed, trained
+    with one torch thread, repeats bit for bit on the same kind and differs by about a seed's
+    noise on another (float sums in another order). The vendor counts: MKL and oneDNN take other
+    code paths on AMD than on Intel at the same instruction set (rows recorded as plain
+    ``x86_64 AVX512``, before the vendor was part of the kind, came from another vendor than
+    ``AuthenticAMD``: docs/benchmarks.md)."""
     import platform
 
-    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()} {_vendor()}"
+
+
+@functools.cache
+def _vendor() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("vendor_id", "CPU implementer")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown-vendor"
+
+
+def kind_slug() -> str:
+    """``cpu_kind()`` for a file name: the summaries a script writes are per kind of CPU, as the
+    rows behind them are."""
+    return cpu_kind().replace(" ", "-")
 
 
 def kind_of(recorded: dict) -> str:
@@ -164,6 +188,7 @@ def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None
     keyed = {(data_id(job[0]), candidate(job[0], job[1]).key, fidelity_name(job[0].fidelity), job[2]): job for job in missing}
     missing = list(keyed.values())  # one training per candidate, fidelity and seed
     if processes <= 1:
+        torch.set_num_threads(1)  # as in the pool: another thread count is another draw of the noise
         for job in missing:
             row = _train_row(*job)
             cache.put(row)

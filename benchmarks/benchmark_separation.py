@@ -19,7 +19,7 @@ seed against the std of that difference; the hand-made allocation minus the best
 paired by seed, against the std of that difference; and where the benchmark has groups of
 domains built alike (fashion-mux: multiplexed and plain), each paired difference on each group,
 which says where a gain or a loss comes from. Writes
-``benchmarks/results/separation-<dataset>-<fidelity>.json`` (``-<N>seeds`` with other seeds). The last line is
+``benchmarks/results/separation-<dataset>-<fidelity>-<cpu kind>.json`` (``-<N>seeds`` before the kind with other seeds). The last line is
 ``handmade_minus_best=<mean> noise=<std of the paired difference>``.
 """
 
@@ -30,7 +30,7 @@ import json
 import math
 import statistics
 
-from _quality import RESULTS, Cache, embedded, train_many, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, embedded, kind_slug, train_many, with_fidelity
 from mtlsearch._study import space_for
 from mtlsearch.models import BASELINES, strategy_allocation
 
@@ -63,6 +63,46 @@ def by_group(rows: dict[str, list[dict]], a: str, b: str, groups: dict[str, tupl
     return out
 
 
+def report(rows: dict[str, list[dict]], groups: dict[str, tuple[str, ...]]) -> dict:
+    """Prints every candidate's mean and spread, the pooled noise, the benchmark issue's three
+    measurements (target 2 for every ``hand-made`` label; the first is the benchmark's own) and
+    each paired difference by group of domains; returns them for the results file."""
+    tasks = list(next(iter(rows.values()))[0]["task_accuracy"])
+    summary = {}
+    for label, group in rows.items():
+        accs = [r["accuracy"] for r in group]
+        per_task = {t: statistics.fmean(r["task_accuracy"][t] for r in group) for t in tasks}
+        summary[label] = {"mean": statistics.fmean(accs), "std": statistics.stdev(accs), "seeds": accs, "tasks": per_task,
+                          "specific_fraction": group[0]["specific_fraction"], "seconds": statistics.fmean(r["seconds"] for r in group)}  # fmt: skip
+        print(f"{label:<26} specific {group[0]['specific_fraction']:.4f}  {summary[label]['mean']:.4f} ± {summary[label]['std']:.4f}  "
+              + " ".join(f"{t}={v:.3f}" for t, v in per_task.items()))  # fmt: skip
+    means = {s: summary[s]["mean"] for s in BASELINES}
+    best, worst = max(means, key=means.get), min(means, key=means.get)  # type: ignore[arg-type]
+    seed_std = statistics.fmean(summary[s]["std"] for s in BASELINES)
+    spread = means[best] - means[worst]
+    bt_mean, bt_std, bt = paired(rows, "bottom-specific", "top-specific")
+    labels = list(rows)
+    pooled = math.sqrt(statistics.fmean(paired(rows, a, b)[1] ** 2 for i, a in enumerate(labels) for b in labels[:i]))
+    print(f"noise of a difference between two candidates trained with the same seed (pooled over every pair): {pooled:.4f}")
+    print(f"1a. best minus worst baseline ({best} - {worst}): {spread:+.4f}, {spread / seed_std:.1f} x the mean seed std {seed_std:.4f} (target 4)")
+    print(f"1b. bottom- minus top-specific, paired by seed: {bt_mean:+.4f} ± {bt_std:.4f} ({[round(d, 4) for d in bt]}), "
+          f"{abs(bt_mean) / bt_std:.1f} x its std (target 3)")  # fmt: skip
+    handmades = [label for label in rows if label.startswith("hand-made")]
+    for handmade in handmades:
+        hm_mean, hm_std, hm = paired(rows, handmade, best)
+        print(f"2.  {handmade} minus the best baseline ({best}), paired by seed: {hm_mean:+.4f} ± {hm_std:.4f} "
+              f"({[round(d, 4) for d in hm]}), {hm_mean / hm_std:.1f} x its std (target 3)")  # fmt: skip
+    decomposed = {}
+    for a, b in [("bottom-specific", "top-specific")] + [pair for h in handmades for pair in ((h, best), (h, "shared"))]:
+        decomposed[f"{a} - {b}"] = parts = by_group(rows, a, b, groups) if groups else {}
+        if parts:
+            print(f"    {a} minus {b} by domain group: " + ", ".join(f"{g} {m:+.4f} ± {s:.4f}" for g, (m, s) in parts.items()))
+    return {
+        "candidates": summary, "best_minus_worst": spread, "difference_noise": pooled, "mean_seed_std": seed_std,
+        "bottom_minus_top": (bt_mean, bt_std, bt), "handmade_minus_best": paired(rows, handmades[0], best), "best": best, "by_group": decomposed,
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="embedded")
@@ -88,43 +128,14 @@ def main() -> None:
     rows: dict[str, list[dict]] = {}
     for (_, _, _, label), row in zip(jobs, trained):
         rows.setdefault(label, []).append(row)
-    tasks = list(next(iter(rows.values()))[0]["task_accuracy"])
     print(f"{settings.dataset}, {settings.backbone}, {settings.granularity} units, budget {settings.budget:g}, fidelity {fid}, seeds {args.seeds}")
-    summary = {}
-    for label, group in rows.items():
-        accs = [r["accuracy"] for r in group]
-        per_task = {t: statistics.fmean(r["task_accuracy"][t] for r in group) for t in tasks}
-        summary[label] = {"mean": statistics.fmean(accs), "std": statistics.stdev(accs), "seeds": accs, "tasks": per_task,
-                          "specific_fraction": group[0]["specific_fraction"], "seconds": statistics.fmean(r["seconds"] for r in group)}  # fmt: skip
-        print(f"{label:<26} specific {group[0]['specific_fraction']:.4f}  {summary[label]['mean']:.4f} ± {summary[label]['std']:.4f}  "
-              + " ".join(f"{t}={v:.3f}" for t, v in per_task.items()))  # fmt: skip
-    means = {s: summary[s]["mean"] for s in BASELINES}
-    best, worst = max(means, key=means.get), min(means, key=means.get)  # type: ignore[arg-type]
-    seed_std = statistics.fmean(summary[s]["std"] for s in BASELINES)
-    spread = means[best] - means[worst]
-    bt_mean, bt_std, bt = paired(rows, "bottom-specific", "top-specific")
-    handmade = next(label for label in rows if label.startswith("hand-made"))
-    hm_mean, hm_std, hm = paired(rows, handmade, best)
-    labels = list(rows)
-    pooled = math.sqrt(statistics.fmean(paired(rows, a, b)[1] ** 2 for i, a in enumerate(labels) for b in labels[:i]))
-    print(f"noise of a difference between two candidates trained with the same seed (pooled over every pair): {pooled:.4f}")
-    print(f"1a. best minus worst baseline ({best} - {worst}): {spread:+.4f}, {spread / seed_std:.1f} x the mean seed std {seed_std:.4f} (target 4)")
-    print(f"1b. bottom- minus top-specific, paired by seed: {bt_mean:+.4f} ± {bt_std:.4f} ({[round(d, 4) for d in bt]}), "
-          f"{abs(bt_mean) / bt_std:.1f} x its std (target 3)")  # fmt: skip
-    print(f"2.  {handmade} minus the best baseline ({best}), paired by seed: {hm_mean:+.4f} ± {hm_std:.4f} "
-          f"({[round(d, 4) for d in hm]}), {hm_mean / hm_std:.1f} x its std (target 3)")  # fmt: skip
-    groups = GROUPS.get(settings.dataset, {})
-    decomposed = {}
-    for a, b in (("bottom-specific", "top-specific"), (handmade, best), (handmade, "shared")):
-        decomposed[f"{a} - {b}"] = parts = by_group(rows, a, b, groups) if groups else {}
-        if parts:
-            print(f"    {a} minus {b} by domain group: " + ", ".join(f"{g} {m:+.4f} ± {s:.4f}" for g, (m, s) in parts.items()))
+    found = report(rows, GROUPS.get(settings.dataset, {}))
     RESULTS.mkdir(exist_ok=True)
     seeds = "" if args.seeds == [0, 1, 2] else f"-{len(args.seeds)}seeds"
-    (RESULTS / f"separation-{settings.dataset}-{fid}{seeds}.json").write_text(json.dumps({
-        "dataset": settings.dataset, "fidelity": fid, "seeds": args.seeds, "candidates": summary,
-        "best_minus_worst": spread, "difference_noise": pooled, "mean_seed_std": seed_std, "bottom_minus_top": bt, "handmade_minus_best": hm, "best": best, "by_group": decomposed,
+    (RESULTS / f"separation-{settings.dataset}-{fid}{seeds}-{kind_slug()}.json").write_text(json.dumps({
+        "dataset": settings.dataset, "fidelity": fid, "seeds": args.seeds, "cpu": cpu_kind(), **found,
     }, indent=1))  # fmt: skip
+    hm_mean, hm_std, _ = found["handmade_minus_best"]
     print(f"handmade_minus_best={hm_mean:.4f} noise={hm_std:.4f}")
 
 

@@ -15,7 +15,7 @@ trained on this kind of CPU (and recorded as such) are reused.
 
 Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
 fidelity (seed-mean) with the reference (seed-mean), and of the reference with itself across
-two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>.json``.
+two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<cpu kind>.json``.
 The last line is ``spearman=<preset fidelity vs reference>``.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, embedded, fidelity_name, train_many, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, kind_slug, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -98,8 +98,8 @@ def main() -> None:
         print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
               f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"proxy_fidelity-{base.dataset}.json").write_text(json.dumps({
-        "dataset": base.dataset, "reference": reference, "seeds": args.seeds, "rows": rows, "spearman": spearman,
+    (RESULTS / f"proxy_fidelity-{base.dataset}-{kind_slug()}.json").write_text(json.dumps({
+        "dataset": base.dataset, "reference": reference, "seeds": args.seeds, "cpu": cpu_kind(), "rows": rows, "spearman": spearman,
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),
         "candidates": {label: drawn_params(base, a) for label, a in candidates},
     }, indent=1))  # fmt: skip

@@ -192,7 +192,7 @@ def main() -> None:
         return statistics.mean(r["hypervolume"][min(n, len(r["hypervolume"])) - 1] for r in runs[name])
 
     marks = [n for n in (10, 20, 30, 40) if n <= args.n_trials]
-    print(f"{base.dataset}, fidelity {fidelity}, budget {base.budget:g}, {base.granularity} units, sampler seeds {args.seeds}")
+    print(f"{base.dataset}, fidelity {fidelity}, budget {base.budget:g}, {base.granularity} units, sampler seeds {args.seeds}, trained on {kind}")
     for name, kept in runs.items():
         print(f"{name:<22} hypervolume " + "  ".join(f"@{n} {mean_at(name, n):.4f}" for n in marks)
               + f"   over-budget proposals {sum(r['infeasible'] for r in kept)}, reused {[r['reused'] for r in kept]}")  # fmt: skip

@@ -23,7 +23,7 @@ import statistics
 from multiprocessing import get_context
 
 import mtlsearch
-from _quality import RESULTS, Cache, cpu_kind, embedded, tasks_for, train_many
+from _quality import RESULTS, Cache, cpu_kind, embedded, kind_of, tasks_for, train_many
 from benchmark_separation import GROUPS, candidates
 
 
@@ -59,11 +59,12 @@ def main() -> None:
     settings = embedded()
     allocations = {label: a for label, a in candidates(settings).items() if label not in ("independent", "random")}
     out = RESULTS / f"specific_gradient-{settings.dataset}-x{args.scale:g}.json"
-    done = {(r["label"], r["seed"]): r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
-    jobs = [(label, a, seed, args.scale) for label, a in allocations.items() for seed in args.seeds if (label, seed) not in done]
+    kind = cpu_kind()  # rows of another kind stay in the file, unused: they pair with that kind's recipe rows
+    done = {(r["label"], r["seed"], kind_of(r)): r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
+    jobs = [(label, a, seed, args.scale) for label, a in allocations.items() for seed in args.seeds if (label, seed, kind) not in done]
     with get_context("spawn").Pool(2, initializer=_scale_task_filters, initargs=(args.scale,)) as pool:
         for row in pool.imap_unordered(_scaled, jobs):
-            done[(row["label"], row["seed"])] = row
+            done[(row["label"], row["seed"], kind)] = row
             print(f"  trained {row['label']:<28} seed {row['seed']} x{args.scale:g}: {row['accuracy']:.4f}", flush=True)
             RESULTS.mkdir(exist_ok=True)
             out.write_text(json.dumps({"scale": args.scale, "rows": list(done.values())}, indent=1))
@@ -76,7 +77,7 @@ def main() -> None:
     for label in allocations:
         parts = []
         for name, domains in groups.items():
-            diffs = [statistics.fmean(done[(label, s)]["task_accuracy"][d] - recipe[(label, s)]["task_accuracy"][d] for d in domains) for s in args.seeds]
+            diffs = [statistics.fmean(done[(label, s, kind)]["task_accuracy"][d] - recipe[(label, s)]["task_accuracy"][d] for d in domains) for s in args.seeds]
             parts.append(f"{name} {statistics.fmean(diffs):+.4f} ± {statistics.stdev(diffs):.4f}")
             if name == "all domains" and label.startswith("hand-made"):
                 last = (statistics.fmean(diffs), statistics.stdev(diffs))

@@ -15,6 +15,7 @@ from mtlsearch.datasets._embedded import (
     embedded_classes,
     load_embedded,
     load_fashion_domains,
+    tasks_of,
 )
 from mtlsearch.datasets._folder import LAYOUT, FolderTask, Progress, decode_tasks, load_folder, scan_folder
 from mtlsearch.datasets._official import DECATHLON_TASKS, FGC_READERS, scan_decathlon, scan_fgc
@@ -48,6 +49,7 @@ __all__ = [
     "resize_tasks",
     "scan_decathlon",
     "scan_fgc",
+    "tasks_of",
     "scan_folder",
     "shuffled",
 ]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -74,9 +75,9 @@ def embedded_classes(name: str = EMBEDDED) -> list[tuple[str, ...]]:
         return [tuple(str(c) for c in archive[f"{domain}.classes"]) for domain in benchmark.domains]
 
 
-def _images(archive: np.lib.npyio.NpzFile, domain: str, split: str) -> np.ndarray:
+def _images(archive: Mapping[str, np.ndarray], domain: str, split: str) -> np.ndarray:
     images = archive[f"{domain}.{split}.images"]
-    if f"{domain}.mix" in archive.files:  # a colour-multiplexed domain: rendered here
+    if f"{domain}.mix" in archive:  # a colour-multiplexed domain: rendered here
         return render_mux(images, archive[f"{domain}.{split}.distractors"], archive[f"{domain}.mix"])
     return np.repeat(images, 3, axis=1) if images.shape[1] == 1 else images
 
@@ -85,18 +86,24 @@ def load_embedded(name: str = EMBEDDED) -> list[Task]:
     """The tasks of an embedded benchmark as 3-channel 28 px ``uint8`` images."""
     benchmark = _benchmark(name)
     with _archive(benchmark).open("rb") as fh, np.load(fh) as archive:
-        tasks = []
-        for domain in benchmark.domains:
-            splits = {split: Split(_images(archive, domain, split), archive[f"{domain}.{split}.labels"]) for split in SPLITS}
-            tasks.append(
-                Task(
-                    name=domain,
-                    classes=tuple(str(c) for c in archive[f"{domain}.classes"]),
-                    train=shuffled(splits["train"]),
-                    val=splits["val"],
-                    test=splits["test"],
-                )
+        return tasks_of(archive, benchmark.domains)
+
+
+def tasks_of(archive: Mapping[str, np.ndarray], domains: Sequence[str]) -> list[Task]:
+    """The tasks of a benchmark's arrays, keyed as its file keys them (an open ``.npz``, or what
+    a builder's ``build`` returns before it is written), multiplexed domains rendered."""
+    tasks = []
+    for domain in domains:
+        splits = {split: Split(_images(archive, domain, split), archive[f"{domain}.{split}.labels"]) for split in SPLITS}
+        tasks.append(
+            Task(
+                name=domain,
+                classes=tuple(str(c) for c in archive[f"{domain}.classes"]),
+                train=shuffled(splits["train"]),
+                val=splits["val"],
+                test=splits["test"],
             )
+        )
     return tasks
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtlsearch.datasets._mux import mix_matrix
+from mtlsearch.datasets._mux import GAINS, mix_matrix
 from mtlsearch.datasets.build_fashion_domains import FASHION_CLASSES, read_raw, write_npz
 
 SIZES = {"train": 250, "val": 2500, "test": 1250}
@@ -49,17 +49,30 @@ def _distractors(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([(index + first) % n, (index + second) % n], axis=1).astype(np.int64)
 
 
-def build(raw: Path) -> dict[str, np.ndarray]:
-    """Every array of the benchmark file, keyed ``<domain>.<split>.<images|labels|...>``."""
+def domains(mux: int = len(MUX_DOMAINS), plain: int = len(PLAIN_DOMAINS)) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The multiplexed and the plain domains' names of a build with ``mux`` and ``plain`` of
+    them (``mux-a``, ``mux-b``, ..., ``plain-a``, ...); the defaults are fashion-mux's."""
+    return tuple(f"mux-{chr(97 + i)}" for i in range(mux)), tuple(f"plain-{chr(97 + i)}" for i in range(plain))
+
+
+def build(raw: Path, *, mux: int = len(MUX_DOMAINS), plain: int = len(PLAIN_DOMAINS), gains: tuple[float, float, float] = GAINS) -> dict[str, np.ndarray]:
+    """Every array of the benchmark file, keyed ``<domain>.<split>.<images|labels|...>``. The
+    defaults build fashion-mux; other ``mux``/``plain`` counts and mixing ``gains`` build the
+    variants ``benchmarks/mux_variants.py`` measures (the multiplexed domains' angles spread
+    evenly over the chroma plane's half turn, as fashion-mux's four are)."""
     source = read_raw(raw)
     rng = np.random.default_rng(SEED)
     pools = {name: rng.permutation(len(source[name][1])) for name in ("train", "test")}
     taken = {"train": 0, "test": 0}
     arrays: dict[str, np.ndarray] = {}
-    for domain in DOMAINS:
+    mux_domains, plain_domains = domains(mux, plain)
+    count = len(mux_domains) + len(plain_domains)
+    if count * (SIZES["train"] + SIZES["val"]) > len(pools["train"]) or count * SIZES["test"] > len(pools["test"]):
+        raise ValueError(f"{count} domains need more disjoint images than Fashion-MNIST has: at most 8 with these split sizes")
+    for domain in mux_domains + plain_domains:
         arrays[f"{domain}.classes"] = np.array(FASHION_CLASSES)
-        if domain in MUX_DOMAINS:
-            arrays[f"{domain}.mix"] = mix_matrix(np.pi / 4 * MUX_DOMAINS.index(domain))
+        if domain in mux_domains:
+            arrays[f"{domain}.mix"] = mix_matrix(np.pi / len(mux_domains) * mux_domains.index(domain), gains)
         for split, size in SIZES.items():
             pool = "test" if split == "test" else "train"
             idx = pools[pool][taken[pool] : taken[pool] + size]
@@ -67,7 +80,7 @@ def build(raw: Path) -> dict[str, np.ndarray]:
             arrays[f"{domain}.{split}.images"] = source[pool][0][idx][:, None]
             arrays[f"{domain}.{split}.labels"] = source[pool][1][idx]
             arrays[f"{domain}.{split}.source_index"] = idx.astype(np.int64)
-            if domain in MUX_DOMAINS:
+            if domain in mux_domains:
                 arrays[f"{domain}.{split}.distractors"] = _distractors(size, rng)
     return arrays
 

@@ -101,6 +101,29 @@ def test_rebuilding_gives_the_same_file(tmp_path: Path, benchmark: str) -> None:
     assert hashlib.sha256(rebuilt).hexdigest() == hashlib.sha256(shipped).hexdigest()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not RAW.is_dir(), reason="needs 'apt-get install dataset-fashion-mnist' (.ci/run installs it)")
+def test_a_variant_build_spreads_its_multiplexed_angles_and_keeps_domains_disjoint() -> None:
+    """The builder's variants (benchmarks/mux_variants.py): eight multiplexed domains, their
+    labelled directions spread over the half turn, every image from its own source image, and
+    ``tasks_of`` renders what ``build`` returns the way the shipped file is rendered."""
+    from mtlsearch.datasets import tasks_of
+    from mtlsearch.datasets.build_fashion_mux import build, domains
+
+    arrays = build(RAW, mux=8, plain=0)
+    mux, plain = domains(8, 0)
+    assert plain == () and len(mux) == 8
+    labels = [arrays[f"{d}.mix"][:, 0] / np.linalg.norm(arrays[f"{d}.mix"][:, 0]) for d in mux]
+    angles = sorted(round(float(np.degrees(np.arccos(np.clip(abs(labels[0] @ v), 0, 1)))), 3) for v in labels)
+    assert angles == [0.0, 22.5, 22.5, 45.0, 45.0, 67.5, 67.5, 90.0]  # 0 to 157.5 degrees, seen from the first
+    taken = np.concatenate([arrays[f"{d}.{split}.source_index"] for d in mux for split in ("train", "val")])  # one pool
+    assert len(np.unique(taken)) == len(taken) == 8 * 2750
+    tasks = tasks_of(arrays, mux)
+    assert [t.name for t in tasks] == list(mux) and tasks[0].val.images.shape == (2500, 3, 28, 28)
+    with pytest.raises(ValueError, match="at most 8"):
+        build(RAW, mux=5, plain=4)
+
+
 def test_image_folder_tasks_with_carved_val(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path, {
         "paint": {"train": {"cat": 10, "dog": 10}, "test": {"cat": 2, "dog": 2}},

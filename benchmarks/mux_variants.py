@@ -1,0 +1,115 @@
+"""Design probes for the next embedded benchmark: fashion-mux's recipe with other mixes of domains.
+
+    python benchmarks/mux_variants.py --variants fashion-mux mux8 mux6-plain2 --seeds 0 1 2
+
+fashion-mux misses the benchmark issue's margins because its two kinds of domain pull them
+opposite ways (docs/search-quality.md, section 2a): bottom-specific gains on the multiplexed
+domains and loses on the plain ones. Each variant here is built in memory by
+``build_fashion_mux.build`` from the Fashion-MNIST IDX files (``--raw``) with another count of
+multiplexed and plain domains or other mixing gains. The variant ``fashion-mux`` is the shipped
+file itself: it is checked byte for byte against it and shares its cached rows.
+
+On every variant, the four baselines and two hand-made allocations (the first convolution
+task-specific whole, and half of its filters: the multiplexed domains need a few filters of
+their own at the input, the plain ones lose wherever their filters are split) are trained with
+the worker's recipe at the preset's fidelity, with every seed, in processes of one torch thread
+each. Every row is kept in ``benchmarks/results/trained.jsonl`` keyed by the variant and the
+digest of its arrays, so a rerun trains only what is missing. Prints, per variant, the report
+of ``benchmark_separation.py``. The last line is
+``best_variant=<name> handmade_minus_best=<mean> noise=<std>`` for the variant whose first
+hand-made allocation leads the best baseline by the most, in units of its noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import tempfile
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from _quality import RESULTS, Cache, _train_row, candidate, data_id, embedded, fidelity_name, with_fidelity
+from benchmark_separation import candidates as fixed_candidates
+from benchmark_separation import report
+from mtlsearch.datasets import resize_tasks, tasks_of
+from mtlsearch.datasets.build_fashion_domains import write_npz
+from mtlsearch.datasets.build_fashion_mux import build, domains
+
+# name -> (multiplexed domains, plain domains, gains: labelled garment, brightness and chroma distractors)
+VARIANTS = {
+    "fashion-mux": (4, 4, (1.0, 1.5, 1.0)),
+    "mux8": (8, 0, (1.0, 1.5, 1.0)),
+    "mux6-plain2": (6, 2, (1.0, 1.5, 1.0)),
+    "fashion-mux-clear": (4, 4, (1.5, 1.5, 1.0)),
+}
+HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
+
+
+@functools.cache
+def variant(name: str, raw: str) -> tuple[list, str]:
+    """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
+    mux, plain, gains = VARIANTS[name]
+    arrays = build(Path(raw), mux=mux, plain=plain, gains=gains)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "variant.npz"
+        write_npz(arrays, path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    shipped = data_id(embedded())
+    data = shipped if name == "fashion-mux" else f"fashion-mux-variant:{name}@{digest}"
+    if name == "fashion-mux" and not shipped.endswith(digest):
+        raise SystemExit(f"the in-memory build of fashion-mux ({digest}) is not the shipped file ({shipped}): rebuild it first")
+    names = domains(mux, plain)
+    return [t.with_train_size(250) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
+
+
+def _job(job: tuple) -> dict:  # type: ignore[type-arg]
+    name, raw, settings, allocation, seed, label = job
+    torch.set_num_threads(1)
+    tasks, data = variant(name, raw)
+    return _train_row(settings, allocation, seed, label, tasks=tasks, data=data) | {"variant": name}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fidelity", help="EPOCHSxIMAGES (default: the preset's)")
+    parser.add_argument("--raw", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST's gzipped IDX files")
+    parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
+    args = parser.parse_args()
+    settings = embedded()
+    if args.fidelity:
+        settings = with_fidelity(settings, args.fidelity)
+    fid = fidelity_name(settings.fidelity)
+    allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV])
+    cache = Cache(RESULTS / "trained.jsonl")
+    data = {name: variant(name, args.raw)[1] for name in args.variants}
+    key = {label: candidate(settings, allocation).key for label, allocation in allocations.items()}  # 8 tasks in every variant
+    jobs = [(name, args.raw, settings, allocation, seed, label) for name in args.variants for label, allocation in allocations.items() for seed in args.seeds]
+    missing = [job for job in jobs if cache.get(key[job[5]], fid, job[4], data[job[0]]) is None]
+    print(f"{len(jobs)} trainings, {len(missing)} not cached, fidelity {fid}, seeds {args.seeds}", flush=True)
+    if missing:
+        with get_context("spawn").Pool(args.processes) as pool:
+            for row in pool.imap_unordered(_job, missing):
+                cache.put(row)
+                print(f"  {row['variant']:<18} {row['label']:<32} seed {row['seed']}: {row['accuracy']:.4f} in {row['seconds']:.0f} s", flush=True)
+    leader = ("", 0.0, 0.0)
+    for name in args.variants:
+        mux, plain, gains = VARIANTS[name]
+        rows: dict[str, list[dict]] = {}
+        for label in allocations:
+            rows[label] = [cache.get(key[label], fid, seed, data[name]) for seed in args.seeds]  # type: ignore[misc]
+        names = domains(mux, plain)
+        print(f"\n{name}: {mux} multiplexed and {plain} plain domains, gains {gains}, fidelity {fid} ({data[name]})")
+        found = report(rows, {g: d for g, d in (("multiplexed", names[0]), ("plain", names[1])) if d})
+        mean, std, _ = found["handmade_minus_best"]
+        if not leader[0] or mean / std > leader[1] / leader[2]:
+            leader = (name, mean, std)
+    print(f"best_variant={leader[0]} handmade_minus_best={leader[1]:.4f} noise={leader[2]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
