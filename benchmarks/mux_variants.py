@@ -1,6 +1,6 @@
 """Design probes for the next embedded benchmark: fashion-mux's recipe with other mixes of domains.
 
-    python benchmarks/mux_variants.py --variants fashion-mux mux8 mux6-plain2 --seeds 0 1 2
+    python benchmarks/mux_variants.py --variants fashion-mux mux8 fashion-mux-clear --seeds 0 1 2
 
 fashion-mux misses the benchmark issue's margins because its two kinds of domain pull them
 opposite ways (docs/search-quality.md, section 2a): bottom-specific gains on the multiplexed
@@ -15,7 +15,8 @@ their own at the input, the plain ones lose wherever their filters are split) ar
 the worker's recipe at the preset's fidelity, with every seed, in processes of one torch thread
 each. Every row is kept in ``benchmarks/results/trained.jsonl`` keyed by the variant and the
 digest of its arrays, so a rerun trains only what is missing. Prints, per variant, the report
-of ``benchmark_separation.py``. The last line is
+of ``benchmark_separation.py``, and keeps every variant's in
+``benchmarks/results/mux_variants-<fidelity>-<cpu kind>.json``. The last line is
 ``best_variant=<name> handmade_minus_best=<mean> noise=<std>`` for the variant whose first
 hand-made allocation leads the best baseline by the most, in units of its noise.
 """
@@ -25,13 +26,14 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import json
 import tempfile
 from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 
-from _quality import RESULTS, Cache, _train_row, candidate, data_id, embedded, fidelity_name, with_fidelity
+from _quality import RESULTS, Cache, _train_row, candidate, data_id, embedded, fidelity_name, kind_slug, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from benchmark_separation import report
 from mtlsearch.datasets import resize_tasks, tasks_of
@@ -42,8 +44,11 @@ from mtlsearch.datasets.build_fashion_mux import build, domains
 VARIANTS = {
     "fashion-mux": (4, 4, (1.0, 1.5, 1.0)),
     "mux8": (8, 0, (1.0, 1.5, 1.0)),
-    "mux6-plain2": (6, 2, (1.0, 1.5, 1.0)),
-    "fashion-mux-clear": (4, 4, (1.5, 1.5, 1.0)),
+    "fashion-mux-clear": (4, 4, (1.5, 1.5, 1.0)),  # both distractors fainter against the label
+    "clear-mux5-plain3": (5, 3, (1.5, 1.5, 1.0)),
+    "clear-mux6-plain2": (6, 2, (1.5, 1.5, 1.0)),
+    "faint-chroma": (4, 4, (1.0, 1.5, 0.5)),  # the brightness trap kept, the chroma distractor fainter
+    "faint-chroma-strong-trap": (4, 4, (1.0, 2.0, 0.5)),
 }
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
 
@@ -97,6 +102,8 @@ def main() -> None:
                 cache.put(row)
                 print(f"  {row['variant']:<18} {row['label']:<32} seed {row['seed']}: {row['accuracy']:.4f} in {row['seconds']:.0f} s", flush=True)
     leader = ("", 0.0, 0.0)
+    out = RESULTS / f"mux_variants-{fid}-{kind_slug()}.json"
+    summary = json.loads(out.read_text()) if out.exists() else {}  # the variants of earlier runs stay
     for name in args.variants:
         mux, plain, gains = VARIANTS[name]
         rows: dict[str, list[dict]] = {}
@@ -105,9 +112,11 @@ def main() -> None:
         names = domains(mux, plain)
         print(f"\n{name}: {mux} multiplexed and {plain} plain domains, gains {gains}, fidelity {fid} ({data[name]})")
         found = report(rows, {g: d for g, d in (("multiplexed", names[0]), ("plain", names[1])) if d})
+        summary[name] = {"mux": mux, "plain": plain, "gains": gains, "data": data[name], "seeds": args.seeds, **found}
         mean, std, _ = found["handmade_minus_best"]
         if not leader[0] or mean / std > leader[1] / leader[2]:
             leader = (name, mean, std)
+    out.write_text(json.dumps(summary, indent=1))
     print(f"best_variant={leader[0]} handmade_minus_best={leader[1]:.4f} noise={leader[2]:.4f}")
 
 

@@ -15,7 +15,7 @@ trained on this kind of CPU (and recorded as such) are reused.
 
 Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
 fidelity (seed-mean) with the reference (seed-mean), and of the reference with itself across
-two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<cpu kind>.json``.
+two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<reference>-<cpu kind>.json``.
 The last line is ``spearman=<preset fidelity vs reference>``.
 """
 
@@ -98,7 +98,7 @@ def main() -> None:
         print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
               f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"proxy_fidelity-{base.dataset}-{kind_slug()}.json").write_text(json.dumps({
+    (RESULTS / f"proxy_fidelity-{base.dataset}-{reference}-{kind_slug()}.json").write_text(json.dumps({
         "dataset": base.dataset, "reference": reference, "seeds": args.seeds, "cpu": cpu_kind(), "rows": rows, "spearman": spearman,
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),
         "candidates": {label: drawn_params(base, a) for label, a in candidates},
