@@ -27,14 +27,31 @@ from mtlsearch.models import Candidate, backbone_spec
 RESULTS = Path(__file__).parent / "results"
 
 
+# recipe fields a fidelity's name shows when they differ from the Fidelity defaults every cached
+# row was trained with (``25x250+lr0.05``); the name keys the results cache
+_RECIPE = {"lr": float}
+
+
 def fidelity_name(f: Fidelity) -> str:
-    return f"{f.epochs}x{f.train_size}"
+    """``EPOCHSxIMAGES``, then ``+<field><value>`` for every recipe field off its default."""
+    default = Fidelity()
+    return f"{f.epochs}x{f.train_size}" + "".join(f"+{k}{getattr(f, k):g}" for k in _RECIPE if getattr(f, k) != getattr(default, k))
 
 
 def with_fidelity(settings: Settings, spec: str) -> Settings:
-    """``spec`` is ``EPOCHSxTRAIN_SIZE``, e.g. ``5x1000`` (the embedded default)."""
-    epochs, size = (int(v) for v in spec.split("x"))
-    return replace(settings, fidelity=replace(settings.fidelity, epochs=epochs, train_size=size))
+    """``spec`` is ``EPOCHSxTRAIN_SIZE``, e.g. ``25x250``, optionally with recipe fields
+    (``25x250+lr0.05``); fields left out keep the preset's value."""
+    import re
+
+    size, *fields = spec.split("+")
+    epochs, train = (int(v) for v in size.split("x"))
+    changes: dict[str, object] = {"epochs": epochs, "train_size": train}
+    for part in fields:
+        match = re.fullmatch(r"([a-z]+)([0-9.e-]+)", part)
+        if not match or match[1] not in _RECIPE:
+            raise SystemExit(f"fidelity {spec!r}: {part!r} is not one of {sorted(_RECIPE)} followed by a number")
+        changes[match[1]] = _RECIPE[match[1]](match[2])
+    return replace(settings, fidelity=replace(settings.fidelity, **changes))
 
 
 OLD_DATASET = "fashion-domains"  # rows written before the key held the data

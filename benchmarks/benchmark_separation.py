@@ -30,7 +30,7 @@ import json
 import math
 import statistics
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, kind_slug, train_many, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, kind_slug, train_many, with_fidelity
 from mtlsearch._study import space_for
 from mtlsearch.models import BASELINES, strategy_allocation
 
@@ -76,9 +76,10 @@ def report(rows: dict[str, list[dict]], groups: dict[str, tuple[str, ...]]) -> d
                           "specific_fraction": group[0]["specific_fraction"], "seconds": statistics.fmean(r["seconds"] for r in group)}  # fmt: skip
         print(f"{label:<26} specific {group[0]['specific_fraction']:.4f}  {summary[label]['mean']:.4f} ± {summary[label]['std']:.4f}  "
               + " ".join(f"{t}={v:.3f}" for t, v in per_task.items()))  # fmt: skip
-    means = {s: summary[s]["mean"] for s in BASELINES}
+    baselines = [s for s in BASELINES if s in rows]  # a probe may leave some out
+    means = {s: summary[s]["mean"] for s in baselines}
     best, worst = max(means, key=means.get), min(means, key=means.get)  # type: ignore[arg-type]
-    seed_std = statistics.fmean(summary[s]["std"] for s in BASELINES)
+    seed_std = statistics.fmean(summary[s]["std"] for s in baselines)
     spread = means[best] - means[worst]
     bt_mean, bt_std, bt = paired(rows, "bottom-specific", "top-specific")
     labels = list(rows)
@@ -106,7 +107,7 @@ def report(rows: dict[str, list[dict]], groups: dict[str, tuple[str, ...]]) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="embedded")
-    parser.add_argument("--fidelity", help="EPOCHSxIMAGES (default: the preset's)")
+    parser.add_argument("--fidelity", help="EPOCHSxIMAGES, with +lr<value> for another learning rate (default: the preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
@@ -116,7 +117,7 @@ def main() -> None:
     settings = embedded(args.preset)
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
-    fid = f"{settings.fidelity.epochs}x{settings.fidelity.train_size}"
+    fid = fidelity_name(settings.fidelity)
     cache = Cache(Path(args.cache))
     allocations = candidates(settings)
     jobs = [(settings, allocation, seed, label) for label, allocation in allocations.items() for seed in args.seeds]

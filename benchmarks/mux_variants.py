@@ -19,6 +19,9 @@ of ``benchmark_separation.py``, and keeps every variant's in
 ``benchmarks/results/mux_variants-<fidelity>-<cpu kind>.json``. The last line is
 ``best_variant=<name> handmade_minus_best=<mean> noise=<std>`` for the variant whose first
 hand-made allocation leads the best baseline by the most, in units of its noise.
+
+``--only`` trains a subset of the candidates (a quick probe; 1a is then over the baselines
+trained), and ``--fidelity 25x250+lr0.05`` another learning rate (cached under that name).
 """
 
 from __future__ import annotations
@@ -81,15 +84,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--fidelity", help="EPOCHSxIMAGES (default: the preset's)")
+    parser.add_argument("--fidelity", help="EPOCHSxIMAGES, with +lr<value> for another learning rate (default: the preset's)")
     parser.add_argument("--raw", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST's gzipped IDX files")
     parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
+    parser.add_argument("--only", nargs="+", metavar="LABEL", help="train and report only these candidates (default: every one)")
     args = parser.parse_args()
     settings = embedded()
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)
     allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV])
+    if args.only:
+        unknown = sorted(set(args.only) - set(allocations))
+        if unknown:
+            parser.error(f"no candidate {unknown[0]!r}: choose from {sorted(allocations)}")
+        allocations = {k: v for k, v in allocations.items() if k in args.only}
     cache = Cache(RESULTS / "trained.jsonl")
     data = {name: variant(name, args.raw)[1] for name in args.variants}
     key = {label: candidate(settings, allocation).key for label, allocation in allocations.items()}  # 8 tasks in every variant
