@@ -21,7 +21,8 @@ of ``benchmark_separation.py``, and keeps every variant's in
 hand-made allocation leads the best baseline by the most, in units of its noise.
 
 ``--only`` trains a subset of the candidates (a quick probe; 1a is then over the baselines
-trained), and ``--fidelity 25x250+lr0.05`` another learning rate (cached under that name).
+trained), ``--fidelity 25x250+lr0.05`` another learning rate (cached under that name), and
+``--backbone`` another registered backbone (cached under the data id with the backbone).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import functools
 import hashlib
 import json
 import tempfile
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -73,11 +75,18 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     return [t.with_train_size(250) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
 
 
+def data_for(name: str, raw: str, settings) -> str:  # type: ignore[no-untyped-def]
+    """The variant's data id, with the backbone when it is not the preset's (a candidate's key
+    is its filter counts, which two backbones may share)."""
+    data = variant(name, raw)[1]
+    return data if settings.backbone == embedded().backbone else f"{data}|backbone={settings.backbone}"
+
+
 def _job(job: tuple) -> dict:  # type: ignore[type-arg]
     name, raw, settings, allocation, seed, label = job
     torch.set_num_threads(1)
-    tasks, data = variant(name, raw)
-    return _train_row(settings, allocation, seed, label, tasks=tasks, data=data) | {"variant": name}
+    tasks = variant(name, raw)[0]
+    return _train_row(settings, allocation, seed, label, tasks=tasks, data=data_for(name, raw, settings)) | {"variant": name}
 
 
 def main() -> None:
@@ -88,8 +97,15 @@ def main() -> None:
     parser.add_argument("--raw", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST's gzipped IDX files")
     parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
     parser.add_argument("--only", nargs="+", metavar="LABEL", help="train and report only these candidates (default: every one)")
+    parser.add_argument("--backbone", help="another registered backbone (default: the preset's)")
     args = parser.parse_args()
     settings = embedded()
+    if args.backbone:
+        from mtlsearch.models import BACKBONES
+
+        if args.backbone not in BACKBONES:
+            parser.error(f"no backbone {args.backbone!r}: choose from {sorted(BACKBONES)}")
+        settings = replace(settings, backbone=args.backbone)
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)
@@ -100,7 +116,7 @@ def main() -> None:
             parser.error(f"no candidate {unknown[0]!r}: choose from {sorted(allocations)}")
         allocations = {k: v for k, v in allocations.items() if k in args.only}
     cache = Cache(RESULTS / "trained.jsonl")
-    data = {name: variant(name, args.raw)[1] for name in args.variants}
+    data = {name: data_for(name, args.raw, settings) for name in args.variants}
     key = {label: candidate(settings, allocation).key for label, allocation in allocations.items()}  # 8 tasks in every variant
     jobs = [(name, args.raw, settings, allocation, seed, label) for name in args.variants for label, allocation in allocations.items() for seed in args.seeds]
     missing = [job for job in jobs if cache.get(key[job[5]], fid, job[4], data[job[0]]) is None]
@@ -121,7 +137,8 @@ def main() -> None:
         names = domains(mux, plain)
         print(f"\n{name}: {mux} multiplexed and {plain} plain domains, gains {gains}, fidelity {fid} ({data[name]})")
         found = report(rows, {g: d for g, d in (("multiplexed", names[0]), ("plain", names[1])) if d})
-        summary[name] = {"mux": mux, "plain": plain, "gains": gains, "data": data[name], "seeds": args.seeds, **found}
+        entry = name if settings.backbone == embedded().backbone else f"{name} on {settings.backbone}"
+        summary[entry] = {"mux": mux, "plain": plain, "gains": gains, "backbone": settings.backbone, "data": data[name], "seeds": args.seeds, **found}
         mean, std, _ = found["handmade_minus_best"]
         if not leader[0] or mean / std > leader[1] / leader[2]:
             leader = (name, mean, std)
