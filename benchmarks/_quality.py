@@ -29,7 +29,7 @@ RESULTS = Path(__file__).parent / "results"
 
 # recipe fields a fidelity's name shows when they differ from the Fidelity defaults every cached
 # row was trained with (``25x250+lr0.05``); the name keys the results cache
-_RECIPE = {"lr": float}
+_RECIPE = ("lr",)
 
 
 def fidelity_name(f: Fidelity) -> str:
@@ -49,8 +49,8 @@ def with_fidelity(settings: Settings, spec: str) -> Settings:
     for part in fields:
         match = re.fullmatch(r"([a-z]+)([0-9.e-]+)", part)
         if not match or match[1] not in _RECIPE:
-            raise SystemExit(f"fidelity {spec!r}: {part!r} is not one of {sorted(_RECIPE)} followed by a number")
-        changes[match[1]] = _RECIPE[match[1]](match[2])
+            raise SystemExit(f"fidelity {spec!r}: {part!r} is not one of {list(_RECIPE)} followed by a number")
+        changes[match[1]] = float(match[2])
     return replace(settings, fidelity=replace(settings.fidelity, **changes))
 
 
@@ -128,16 +128,21 @@ def candidate(settings: Settings, allocation: Mapping[str, float], strategy: str
 def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, label: str, *, tasks: list | None = None, data: str | None = None) -> dict:
     """The worker's own recipe (same init seed, same training loop), timed; on the preset's
     tasks, or on ``tasks`` recorded as ``data`` (a benchmark built in memory)."""
+    return _trained(settings, allocation, seed, label, tasks=tasks, data=data)[0]
+
+
+def _trained(settings: Settings, allocation: Mapping[str, float], seed: int, label: str, *, tasks: list | None = None, data: str | None = None) -> tuple[dict, object]:
+    """``_train_row``'s row and the trained model."""
     tasks = tasks_for(settings) if tasks is None else tasks
     cand = candidate(settings, allocation, tasks=tasks)
     started = time.perf_counter()
-    _, result = mtlsearch.train_allocation(dict(allocation), settings, tasks, device="cpu", seed=seed, execution=EXECUTION)
+    model, result = mtlsearch.train_allocation(dict(allocation), settings, tasks, device="cpu", seed=seed, execution=EXECUTION)
     return {
         "dataset": settings.dataset, "data": data or data_id(settings), "key": cand.key, "fidelity": fidelity_name(settings.fidelity), "seed": seed, "label": label,
         "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "params": cand.counts.total,
         "specific_fraction": cand.specific_fraction, "seconds": time.perf_counter() - started,
         "train_seconds": result.train_seconds, "allocation": dict(allocation), "cpu": cpu_kind(),
-    }  # fmt: skip
+    }, model  # fmt: skip
 
 
 @functools.cache

@@ -36,38 +36,19 @@ import numpy as np
 import torch
 
 import mtlsearch
-from _quality import EXECUTION, RESULTS, Cache, candidate, cpu_kind, data_id, embedded, fidelity_name, kind_slug, tasks_for, with_fidelity
+from _quality import RESULTS, Cache, _trained, cpu_kind, data_id, embedded, fidelity_name, kind_slug, tasks_for, with_fidelity
 from benchmark_separation import candidates
-from mtlsearch._train import fast_path, to_model_input
 
 LABELS = ("shared", "bottom-specific", "top-specific", "hand-made: first conv only")
 
 
-def correctness(model, tasks) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    """Per task, whether each validation image is classified right (the evaluation's own path)."""
-    model.eval()
-    out = {}
-    with torch.inference_mode(), fast_path(model, "cpu"):
-        for index, task in enumerate(tasks):
-            x = torch.from_numpy(task.val.images)
-            logits = torch.cat([model(to_model_input(x[i : i + 500], model.input_config), index) for i in range(0, len(x), 500)])
-            out[task.name] = (logits.argmax(1).numpy() == task.val.labels).astype(np.int8)
-    return out
-
-
 def _job(job: tuple) -> tuple[dict, dict[str, np.ndarray]]:  # type: ignore[type-arg]
+    """A ``_train_row`` row and, per task, whether each validation image is classified right."""
     settings, allocation, seed, label = job
     torch.set_num_threads(1)
-    tasks = tasks_for(settings)
-    cand = candidate(settings, allocation)
-    model, result = mtlsearch.train_allocation(dict(allocation), settings, tasks, device="cpu", seed=seed, execution=EXECUTION)
-    right = correctness(model, tasks)
-    assert all(abs(right[t].mean() - a) < 1e-12 for t, a in result.task_accuracy.items()), "the kept predictions are not the evaluated ones"
-    row = {
-        "dataset": settings.dataset, "data": data_id(settings), "key": cand.key, "fidelity": fidelity_name(settings.fidelity), "seed": seed,
-        "label": label, "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "params": cand.counts.total,
-        "specific_fraction": cand.specific_fraction, "train_seconds": result.train_seconds, "allocation": dict(allocation), "cpu": cpu_kind(),
-    }  # fmt: skip
+    row, model = _trained(settings, allocation, seed, label)
+    right = {t.name: (mtlsearch.predict(model, t.val.images, i).numpy() == t.val.labels).astype(np.int8) for i, t in enumerate(tasks_for(settings))}
+    assert all(right[t].mean() == a for t, a in row["task_accuracy"].items()), "the kept predictions are not the evaluated ones"
     return row, right
 
 
@@ -77,18 +58,16 @@ def noise_by_fidelity(kind: str, seeds: list[int]) -> None:
     pair of candidates that has all ``seeds`` (the rows of ``proxy_fidelity.py``), and a single
     candidate's std over seeds."""
     import itertools
-    import json
 
     data = data_id(embedded())
     table: dict[str, dict[str, dict[int, float]]] = {}
-    for line in (RESULTS / "trained.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row.get("data") == data and row.get("cpu") == kind and row["seed"] in seeds:
-            table.setdefault(row["fidelity"], {}).setdefault(row["label"], {})[row["seed"]] = row["accuracy"]
+    for (row_data, key, fid, seed, row_kind), row in Cache(RESULTS / "trained.jsonl").rows.items():
+        if row_data == data and row_kind == kind and seed in seeds:
+            table.setdefault(fid, {}).setdefault(key, {})[seed] = row["accuracy"]
     print(f"{data}, rows trained on {kind}, seeds {seeds}")
     print(f"{'fidelity':>10} {'candidates':>10} {'paired noise':>13} {'one candidate':>14} {'mean accuracy':>14}")
-    for fid, by_label in sorted(table.items(), key=lambda kv: tuple(int(v) for v in kv[0].split("+")[0].split("x"))):
-        full = {label: [acc[s] for s in seeds] for label, acc in by_label.items() if set(acc) == set(seeds)}
+    for fid, by_key in sorted(table.items(), key=lambda kv: tuple(int(v) for v in kv[0].split("+")[0].split("x"))):
+        full = {key: [acc[s] for s in seeds] for key, acc in by_key.items() if set(acc) == set(seeds)}
         if len(full) < 2:
             continue
         pairs = [statistics.variance([x - y for x, y in zip(full[a], full[b])]) for a, b in itertools.combinations(full, 2)]
@@ -124,7 +103,7 @@ def main() -> None:
                 if before is not None and before["accuracy"] != row["accuracy"]:
                     print(f"  note: {row['label']} seed {row['seed']} gave {row['accuracy']:.5f}, the cache holds {before['accuracy']:.5f}")
                 if before is None:
-                    cache.put(row | {"seconds": row["train_seconds"]})
+                    cache.put(row)
                 kept |= {f"{row['label']}|{row['seed']}|{row['data']}|{t}": v for t, v in right.items()}
                 np.savez_compressed(store, **kept)
                 print(f"  {row['label']:<28} seed {row['seed']}: {row['accuracy']:.4f}", flush=True)

@@ -75,18 +75,10 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     return [t.with_train_size(250) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
 
 
-def data_for(name: str, raw: str, settings) -> str:  # type: ignore[no-untyped-def]
-    """The variant's data id, with the backbone when it is not the preset's (a candidate's key
-    is its filter counts, which two backbones may share)."""
-    data = variant(name, raw)[1]
-    return data if settings.backbone == embedded().backbone else f"{data}|backbone={settings.backbone}"
-
-
 def _job(job: tuple) -> dict:  # type: ignore[type-arg]
-    name, raw, settings, allocation, seed, label = job
+    name, raw, data, settings, allocation, seed, label = job
     torch.set_num_threads(1)
-    tasks = variant(name, raw)[0]
-    return _train_row(settings, allocation, seed, label, tasks=tasks, data=data_for(name, raw, settings)) | {"variant": name}
+    return _train_row(settings, allocation, seed, label, tasks=variant(name, raw)[0], data=data) | {"variant": name}
 
 
 def main() -> None:
@@ -100,7 +92,10 @@ def main() -> None:
     parser.add_argument("--backbone", help="another registered backbone (default: the preset's)")
     args = parser.parse_args()
     settings = embedded()
-    if args.backbone:
+    # a candidate's key is its filter counts, which two backbones may share: another backbone's
+    # rows are kept under the data id with the backbone
+    other = f" on {args.backbone}" if args.backbone and args.backbone != settings.backbone else ""
+    if other:
         from mtlsearch.models import BACKBONES
 
         if args.backbone not in BACKBONES:
@@ -116,10 +111,10 @@ def main() -> None:
             parser.error(f"no candidate {unknown[0]!r}: choose from {sorted(allocations)}")
         allocations = {k: v for k, v in allocations.items() if k in args.only}
     cache = Cache(RESULTS / "trained.jsonl")
-    data = {name: data_for(name, args.raw, settings) for name in args.variants}
+    data = {name: variant(name, args.raw)[1] + (f"|backbone={args.backbone}" if other else "") for name in args.variants}
     key = {label: candidate(settings, allocation).key for label, allocation in allocations.items()}  # 8 tasks in every variant
-    jobs = [(name, args.raw, settings, allocation, seed, label) for name in args.variants for label, allocation in allocations.items() for seed in args.seeds]
-    missing = [job for job in jobs if cache.get(key[job[5]], fid, job[4], data[job[0]]) is None]
+    jobs = [(name, args.raw, data[name], settings, allocation, seed, label) for name in args.variants for label, allocation in allocations.items() for seed in args.seeds]
+    missing = [job for job in jobs if cache.get(key[job[6]], fid, job[5], job[2]) is None]
     print(f"{len(jobs)} trainings, {len(missing)} not cached, fidelity {fid}, seeds {args.seeds}", flush=True)
     if missing:
         with get_context("spawn").Pool(args.processes) as pool:
@@ -137,8 +132,7 @@ def main() -> None:
         names = domains(mux, plain)
         print(f"\n{name}: {mux} multiplexed and {plain} plain domains, gains {gains}, fidelity {fid} ({data[name]})")
         found = report(rows, {g: d for g, d in (("multiplexed", names[0]), ("plain", names[1])) if d})
-        entry = name if settings.backbone == embedded().backbone else f"{name} on {settings.backbone}"
-        summary[entry] = {"mux": mux, "plain": plain, "gains": gains, "backbone": settings.backbone, "data": data[name], "seeds": args.seeds, **found}
+        summary[name + other] = {"mux": mux, "plain": plain, "gains": gains, "backbone": settings.backbone, "data": data[name], "seeds": args.seeds, **found}
         mean, std, _ = found["handmade_minus_best"]
         if not leader[0] or mean / std > leader[1] / leader[2]:
             leader = (name, mean, std)
