@@ -102,6 +102,7 @@ def load_tasks(
     image_size: int,
     data_root: Path | None = None,
     train_size: int | None = None,
+    val_size: int | None = None,
     progress: Progress | None = None,
     crop_pct: float = 1.0,
 ) -> list[Task]:
@@ -120,4 +121,4 @@ def load_tasks(
     for task in tasks:
         if len(np.unique(task.train.labels)) < 2:
             raise DatasetError(f"task {task.name!r} has fewer than two classes with training images")
-    return [t.with_train_size(train_size) for t in tasks]
+    return [t.with_train_size(train_size).with_val_size(val_size) for t in tasks]

@@ -48,6 +48,11 @@ class Task:
         """The same task with at most ``n`` training images (the first ``n``, always the same)."""
         return self if n is None else replace(self, train=self.train.head(n))
 
+    def with_val_size(self, n: int | None) -> Task:
+        """The same task scored on at most ``n`` validation images: a fixed random subset, the
+        same on every machine and for every candidate (validation files are often in class order)."""
+        return self if n is None or n >= len(self.val) else replace(self, val=shuffled(self.val).head(n))
+
 
 def carve(labels: np.ndarray, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified split of indices into (kept, carved): ``fraction`` per class."""

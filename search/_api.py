@@ -65,7 +65,8 @@ def study_settings(preset: str = DEFAULT_PRESET, *, data_root: Path | str | None
 
 
 def study_tasks(settings: Settings, data_root: Path | None = None) -> list[Task]:
-    """The study's tasks (training images at most the fidelity's ``train_size``), checked
+    """The study's tasks (training and validation images at most the fidelity's ``train_size``
+    and ``val_size``), checked
     against the names and classes the study was created with; ImageNet weights fetched first
     when the backbone is pretrained, so a machine without them fails here, not in a trial."""
     from mtlsearch.datasets import load_tasks
@@ -74,8 +75,8 @@ def study_tasks(settings: Settings, data_root: Path | None = None) -> list[Task]
     root = data_root or (Path(settings.data_root) if settings.data_root else None)
     if settings.pretrained:
         ensure_pretrained(settings.backbone)
-    tasks = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size, data_root=root,
-                       crop_pct=study_input(settings).crop_pct)  # fmt: skip
+    tasks = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size,
+                       val_size=settings.fidelity.val_size, data_root=root, crop_pct=study_input(settings).crop_pct)  # fmt: skip
     found = tuple((t.name, t.num_classes) for t in tasks)
     if settings.tasks and found != tuple(zip(settings.tasks, settings.num_classes)):
         raise UsageError(
@@ -297,7 +298,7 @@ def train(
             f"{strategy} is over the study's budget ({candidate.specific_fraction:.4f} task-specific against {settings.budget:g}): "
             "choose a candidate within it, or pass --allow-over-budget to train it anyway"
         )
-    full = dataclasses.replace(settings, fidelity=dataclasses.replace(settings.fidelity, train_size=None))  # type: ignore[arg-type]
+    full = dataclasses.replace(settings, fidelity=dataclasses.replace(settings.fidelity, train_size=None, val_size=None))  # type: ignore[arg-type]
     tasks = study_tasks(full, data_root)
     lines: list[str] = []
 

@@ -23,8 +23,7 @@ def summary_note(study: optuna.Study, info: ParetoInfo) -> str:
     if settings is not None:
         lines += [
             f"{settings.backbone} on {', '.join(settings.tasks)}; budget {settings.budget:g} "
-            f"({settings.granularity} units); {settings.fidelity.epochs} epochs of {settings.fidelity.train_size} "
-            "images per task.",
+            f"({settings.granularity} units); {settings.fidelity.describe()}.",
             "",
         ]
     lines += [f"{len(info.trained)} trained candidates, {len(info.infeasible)} over budget (never trained).", ""]

@@ -86,8 +86,7 @@ def write_report(study: optuna.Study, path: Path) -> Path:
     if settings is not None:
         described = (
             f"{settings.backbone} on {settings.dataset} ({', '.join(settings.tasks)}), budget "
-            f"{settings.budget:g} ({settings.granularity} units), {settings.fidelity.epochs} epochs of "
-            f"{settings.fidelity.train_size} images per task, seed {settings.seed}."
+            f"{settings.budget:g} ({settings.granularity} units), {settings.fidelity.describe()}, seed {settings.seed}."
         )
     counts = f"{len(info.trained)} trained candidates" + (f", {len(info.infeasible)} over budget (never trained)." if len(info.infeasible) else ".")
     drawn = [fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"mtlsearch-{key}") for i, (key, fig) in enumerate(figures.items())]

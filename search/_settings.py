@@ -28,11 +28,17 @@ class Fidelity:
 
     epochs: int = 5
     train_size: int | None = 1000  # training images per task, at most (None: every image)
+    val_size: int | None = None  # validation images per task a candidate is scored on, at most (None: every image)
     batch_size: int = 64  # per task and step
     lr: float = 0.2
     weight_decay: float = 5e-4
     momentum: float = 0.9
     head_warmup_epochs: int = 0  # epochs of each task's classifier alone, on frozen features, first
+
+    def describe(self) -> str:
+        """``25 epochs of 250 images per task``, and the validation subset where there is one."""
+        scored = f", scored on {self.val_size} validation images per task" if self.val_size is not None else ""
+        return f"{self.epochs} epochs of {self.train_size} images per task{scored}"
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,10 @@ FIXES = {
     "description": "a string",
     "tasks": "a list of task names",
     "num_classes": "a list of whole numbers",
-    "fidelity": "a table of epochs, train_size, batch_size, lr, weight_decay, momentum, head_warmup_epochs",
+    "fidelity": "a table of epochs, train_size, val_size, batch_size, lr, weight_decay, momentum, head_warmup_epochs",
     "fidelity.epochs": "a whole number from 1 to 100000",
     "fidelity.train_size": "a whole number of images, at least 2",
+    "fidelity.val_size": "a whole number of images, at least 1, or leave it out for every image",
     "fidelity.batch_size": "a whole number from 1 to 100000",
     "fidelity.lr": "a finite number in (0, 10]",
     "fidelity.weight_decay": "a finite number in [0, 1]",
@@ -50,7 +51,7 @@ FIXES = {
 FLAGS = {
     "budget": "--budget", "image_size": "--image-size", "granularity": "--granularity", "seed": "--seed", "sampler": "--sampler",
     "early_stop": "--early-stop", "backbone": "--backbone", "data_root": "--data-root", "weights": "--weights", "augment": "--augment",
-    "fidelity.epochs": "--epochs", "fidelity.train_size": "--train-size", "fidelity.head_warmup_epochs": "--head-warmup-epochs",
+    "fidelity.epochs": "--epochs", "fidelity.train_size": "--train-size", "fidelity.val_size": "--val-size", "fidelity.head_warmup_epochs": "--head-warmup-epochs",
 }  # fmt: skip
 
 
@@ -65,6 +66,7 @@ def _models() -> tuple[type, type]:
         model_config = strict
         epochs: int = Field(ge=1, le=100_000)
         train_size: Optional[int] = Field(ge=2)  # noqa: UP045 - pydantic evaluates it here, on Python 3.10 too
+        val_size: Optional[int] = Field(ge=1)  # noqa: UP045
         batch_size: int = Field(ge=1, le=100_000)
         lr: float = Field(gt=0, le=10)
         weight_decay: float = Field(ge=0, le=1)

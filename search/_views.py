@@ -110,7 +110,7 @@ def describe_study(name: str, url: str, settings: Settings, created: bool, train
     console.print(
         f"[bold]{name}[/] on {redact(url)}: {'created, baselines enqueued' if created else f'resumed with {trained} trained trials'}\n"
         f"{settings.backbone} · {len(settings.tasks)} tasks ({', '.join(settings.tasks)}) · budget {settings.budget:g} · "
-        f"{settings.granularity} units · {settings.fidelity.epochs} epochs of {settings.fidelity.train_size} images per task · "
+        f"{settings.granularity} units · {settings.fidelity.describe()} · "
         f"{settings.sampler} sampler"
         + (f" · early stop {settings.early_stop:g} below the median" if settings.early_stop is not None else ""),
         highlight=False,

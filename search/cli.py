@@ -41,6 +41,7 @@ PresetOpt = Annotated[str, typer.Option(help="A preset in studies/ or a path to 
 BackboneOpt = Annotated[Optional[str], typer.Option(help="Registered backbone (see 'mtlsearch backbones').")]
 EpochsOpt = Annotated[Optional[int], typer.Option(help="Training epochs per candidate.")]
 TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Training images per task, at most.")]
+ValSizeOpt = Annotated[Optional[int], typer.Option(help="Validation images per task that score a candidate, at most: a fixed random subset (default: all of them).")]
 GranularityOpt = Annotated[Optional[str], typer.Option(help="Search unit: layer, block or stage.")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option(help="Image side in pixels.")]
 DataRootOpt = Annotated[Optional[Path], typer.Option(help="Image-folder tasks: ROOT/<task>/{train,val,test}/<class>/<image>.")]
@@ -69,6 +70,7 @@ def run(
     backbone: BackboneOpt = None,
     epochs: EpochsOpt = None,
     train_size: TrainSizeOpt = None,
+    val_size: ValSizeOpt = None,
     granularity: GranularityOpt = None,
     image_size: ImageSizeOpt = None,
     data_root: DataRootOpt = None,
@@ -89,7 +91,7 @@ def run(
     out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML report (default mtlsearch-report/), or a .html file.")] = None,
 ) -> None:
     """Create or resume a study and train candidates until it holds N trained trials."""
-    settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
+    settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size, val_size=val_size,
                                   granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
                                   weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
     beats, devices = flows.checked_run_options(heartbeat_interval, grace_period, execution, device, devices)
@@ -123,6 +125,7 @@ def create(
     backbone: BackboneOpt = None,
     epochs: EpochsOpt = None,
     train_size: TrainSizeOpt = None,
+    val_size: ValSizeOpt = None,
     granularity: GranularityOpt = None,
     image_size: ImageSizeOpt = None,
     data_root: DataRootOpt = None,
@@ -135,7 +138,7 @@ def create(
 ) -> None:
     """Create a study for workers to join: settings stored, baselines enqueued, once."""
 
-    settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size,
+    settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size, val_size=val_size,
                                   granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
                                   weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
     api.preflight(settings, storage=storage)

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from conftest import run_cli, write_image_folder
 
-TINY = ("--epochs", "1", "--train-size", "64")
+TINY = ("--epochs", "1", "--train-size", "64", "--val-size", "200")  # scored on 200 validation images a task: the tests are not about accuracy
 
 
 def _digest(path: Path) -> str | None:
@@ -47,6 +47,11 @@ def test_run_end_to_end_then_resume_then_report(tmp_path: Path) -> None:
     page = report.read_text()
     assert "<script src=\"http" not in page and "Pareto front" in page and "bottom-specific" in page
     assert "bottom-specific" in result.stdout and "vs bottom" in result.stdout
+    # every candidate was scored on the same 200 validation images of each task, and the study says so
+    assert study.user_attrs["settings"]["fidelity"]["val_size"] == 200
+    assert "scored on 200 validation images per task" in " ".join(result.stdout.split()) and "scored on 200 validation images" in page
+    for trial in complete:
+        assert all(abs(a * 200 - round(a * 200)) < 1e-6 for a in trial.user_attrs["task_accuracy"].values())
     # the same command resumes: two more trained trials, baselines not enqueued again
     again = run_cli("run", *TINY, "--n-trials", "8", "--budget", "0.2", "--out", "rep", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -109,7 +114,7 @@ def test_joining_a_study_with_other_settings_is_exit_2_and_leaves_it_alone(tmp_p
     assert run_cli("run", *TINY, "--n-trials", "1", "--study-name", "s", cwd=tmp_path).returncode == 0
     db = tmp_path / "mtlsearch.db"
     before = _digest(db)
-    result = run_cli("run", "--epochs", "2", "--train-size", "64", "--n-trials", "2", "--study-name", "s", cwd=tmp_path)
+    result = run_cli("run", "--epochs", "2", "--train-size", "64", "--val-size", "200", "--n-trials", "2", "--study-name", "s", cwd=tmp_path)
     assert result.returncode == 2
     assert "fidelity.epochs: 1 -> 2" in result.stderr
     assert _digest(db) == before

@@ -83,6 +83,24 @@ def test_loading_is_deterministic_and_train_size_takes_a_fixed_subset() -> None:
     assert all(np.array_equal(x.train.images, y.train.images) and len(x.train) == 100 for x, y in zip(c, d))
 
 
+def test_val_size_scores_on_a_fixed_random_subset_even_of_a_class_ordered_split() -> None:
+    from mtlsearch.datasets._task import Split, Task
+
+    full = load_tasks("fashion-mux", image_size=28, train_size=100)
+    a, b = load_tasks("fashion-mux", image_size=28, train_size=100, val_size=300), load_tasks("fashion-mux", image_size=28, val_size=300)
+    for whole, x, y in zip(full, a, b):
+        assert len(x.val) == 300 and np.array_equal(x.val.images, y.val.images) and len(x.train) == 100
+        rows = {img.tobytes() for img in whole.val.images}
+        assert all(img.tobytes() in rows for img in x.val.images)  # a subset of the task's own validation images
+        assert np.array_equal(x.test.images, whole.test.images)
+    assert np.array_equal(load_tasks("fashion-mux", image_size=28, val_size=10**6)[0].val.labels, full[0].val.labels)  # more than there are: all
+    # a split written class after class (as image folders are read) still gives every class its share
+    labels = np.repeat(np.arange(10), 100)
+    ordered = Task("t", tuple("abcdefghij"), Split(np.zeros((10, 1, 1, 1), np.uint8), np.arange(10)), Split(np.zeros((1000, 1, 1, 1), np.uint8), labels), Split(np.zeros((1, 1, 1, 1), np.uint8), labels[:1]))
+    counts = np.bincount(ordered.with_val_size(200).val.labels, minlength=10)
+    assert counts.min() >= 8 and counts.max() <= 35
+
+
 def test_embedded_resizes_to_the_study_image_size() -> None:
     tasks = load_tasks("fashion-domains", image_size=40, train_size=10)
     assert tasks[0].train.images.shape[-2:] == (40, 40)

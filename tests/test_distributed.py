@@ -21,8 +21,8 @@ from conftest import TcpForwarder, free_port, run_cli, start_cli
 
 pytestmark = pytest.mark.slow  # workers in subprocesses, servers
 
-TINY = ("--epochs", "1", "--train-size", "64", "--budget", "0.2")
-SLOW = ("--epochs", "1", "--train-size", "600", "--budget", "0.2")  # about 5 s a trial, one thread
+TINY = ("--epochs", "1", "--train-size", "64", "--budget", "0.2", "--val-size", "200")
+SLOW = ("--epochs", "1", "--train-size", "600", "--budget", "0.2", "--val-size", "200")  # about 5 s a trial, one thread
 FAST_BEATS = ("--heartbeat-interval", "1", "--grace-period", "3")
 
 
@@ -130,7 +130,7 @@ def test_joining_with_other_settings_fails_and_changes_nothing(url: str, tmp_pat
     again = run_cli("create", "--study-name", name, "--storage", url, *TINY, cwd=tmp_path)
     assert again.returncode == 0 and "already exists" in again.stdout and "same settings" in again.stdout
     for command in ("create", "run"):
-        other = run_cli(command, "--study-name", name, "--storage", url, "--epochs", "2", "--train-size", "64", "--budget", "0.2", cwd=tmp_path)
+        other = run_cli(command, "--study-name", name, "--storage", url, "--epochs", "2", "--train-size", "64", "--budget", "0.2", "--val-size", "200", cwd=tmp_path)
         assert other.returncode == 2
         assert other.stderr.count("\n") == 1 and "fidelity.epochs: 1 -> 2" in other.stderr
     missing = run_cli("worker", "--study-name", "nope", "--storage", url, cwd=tmp_path)

@@ -79,6 +79,7 @@ CASES = [
     (("run", "--epochs", "1.5"), 2, "Invalid value for '--epochs'"),
     (("run", "--image-size", "4"), 2, "--image-size is 4"),
     (("run", "--train-size", "1"), 2, "--train-size is 1"),
+    (("run", "--val-size", "0"), 2, "--val-size is 0"),
     (("run", "--granularity", "pixel"), 2, "--granularity is 'pixel': use one of layer, block, stage"),
     (("run", "--sampler", "annealing"), 2, "--sampler is 'annealing'"),
     (("run", "--early-stop", "nan"), 2, "--early-stop is nan"),

@@ -129,7 +129,7 @@ def test_repeats_retrain_the_front_and_the_report_shows_the_spread(tmp_path) -> 
     from mtlsearch._study import load_study
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    args = ("run", "--study-name", "s", "--storage", url, "--n-trials", "5", "--epochs", "1", "--train-size", "64", "--repeats", "2")
+    args = ("run", "--study-name", "s", "--storage", url, "--n-trials", "5", "--epochs", "1", "--train-size", "64", "--val-size", "200", "--repeats", "2")
     first = run_cli(*args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     assert first.returncode == 0, first.stderr
     study = load_study(open_storage(url), "s")

@@ -131,7 +131,7 @@ def test_bad_execution_exits_2_and_stores_nothing(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_execution_is_stored_with_each_trial(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    result = run_cli("run", "--storage", url, "--study-name", "s", "--n-trials", "1", "--epochs", "1", "--train-size", "64",
+    result = run_cli("run", "--storage", url, "--study-name", "s", "--n-trials", "1", "--epochs", "1", "--train-size", "64", "--val-size", "200",
                      "--execution", "stacked", "--out", "r", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(tmp_path / "s.db") as db:

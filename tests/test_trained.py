@@ -166,7 +166,7 @@ def test_a_search_from_a_local_checkpoint(tiny_settings, tmp_path: Path) -> None
     path = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     url = f"sqlite:///{tmp_path / 's.db'}"
-    tiny = ("--epochs", "1", "--train-size", "64")
+    tiny = ("--epochs", "1", "--train-size", "64", "--val-size", "200")
     created = run_cli("create", "--study-name", "w", "--storage", url, "--weights", str(path), "--n-trials", "1", *tiny, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     stored = optuna.load_study(study_name="w", storage=url).user_attrs["settings"]
