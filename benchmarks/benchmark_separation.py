@@ -94,7 +94,8 @@ def report(rows: dict[str, list[dict]], groups: dict[str, tuple[str, ...]]) -> d
         print(f"2.  {handmade} minus the best baseline ({best}), paired by seed: {hm_mean:+.4f} ± {hm_std:.4f} "
               f"({[round(d, 4) for d in hm]}), {hm_mean / hm_std:.1f} x its std (target 3)")  # fmt: skip
     decomposed = {}
-    for a, b in [("bottom-specific", "top-specific")] + [pair for h in handmades for pair in ((h, best), (h, "shared"))]:
+    pairs = [("bottom-specific", "top-specific")] + [pair for h in handmades for pair in ((h, best), (h, "shared"))]
+    for a, b in dict.fromkeys(pairs):  # once each, where the best baseline is shared
         decomposed[f"{a} - {b}"] = parts = by_group(rows, a, b, groups) if groups else {}
         if parts:
             print(f"    {a} minus {b} by domain group: " + ", ".join(f"{g} {m:+.4f} ± {s:.4f}" for g, (m, s) in parts.items()))

@@ -9,8 +9,8 @@ domains and loses on the plain ones. Each variant here is built in memory by
 multiplexed and plain domains or other mixing gains. The variant ``fashion-mux`` is the shipped
 file itself: it is checked byte for byte against it and shares its cached rows.
 
-On every variant, the four baselines and two hand-made allocations (the first convolution
-task-specific whole, and half of its filters: the multiplexed domains need a few filters of
+On every variant, the four baselines and three hand-made allocations (the first convolution
+task-specific whole, half and a quarter of its filters: the multiplexed domains need a few filters of
 their own at the input, the plain ones lose wherever their filters are split) are trained with
 the worker's recipe at the preset's fidelity, with every seed, in processes of one torch thread
 each. Every row is kept in ``benchmarks/results/trained.jsonl`` keyed by the variant and the
@@ -54,8 +54,12 @@ VARIANTS = {
     "clear-mux6-plain2": (6, 2, (1.5, 1.5, 1.0)),
     "faint-chroma": (4, 4, (1.0, 1.5, 0.5)),  # the brightness trap kept, the chroma distractor fainter
     "faint-chroma-strong-trap": (4, 4, (1.0, 2.0, 0.5)),
+    "plain8": (0, 8, (1.0, 1.5, 1.0)),  # no multiplexed domain: what a split first conv costs grey garments alone
+    "mux2-plain6": (2, 6, (1.0, 1.5, 1.0)),  # plain domains in the majority: bottom-specific loses, the trap is stronger
+    "mux3-plain5": (3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
 }
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
+QUARTER_CONV = ("hand-made: a quarter of the first conv", {"conv1.0": 0.25})  # 2 of its 8 filters
 
 
 @functools.cache
@@ -104,7 +108,7 @@ def main() -> None:
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)
-    allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV])
+    allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV, QUARTER_CONV])
     if args.only:
         unknown = sorted(set(args.only) - set(allocations))
         if unknown:
