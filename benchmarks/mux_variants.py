@@ -57,6 +57,7 @@ VARIANTS = {
     "plain8": (0, 8, (1.0, 1.5, 1.0)),  # no multiplexed domain: what a split first conv costs grey garments alone
     "mux2-plain6": (2, 6, (1.0, 1.5, 1.0)),  # plain domains in the majority: bottom-specific loses, the trap is stronger
     "mux3-plain5": (3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
+    "no-chroma-distractor": (4, 4, (1.0, 1.5, 0.0)),  # after its own first conv a multiplexed image is a clean garment
 }
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
 QUARTER_CONV = ("hand-made: a quarter of the first conv", {"conv1.0": 0.25})  # 2 of its 8 filters
