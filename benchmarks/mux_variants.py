@@ -58,6 +58,7 @@ VARIANTS = {
     "mux2-plain6": (2, 6, (1.0, 1.5, 1.0)),  # plain domains in the majority: bottom-specific loses, the trap is stronger
     "mux3-plain5": (3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
     "no-chroma-distractor": (4, 4, (1.0, 1.5, 0.0)),  # after its own first conv a multiplexed image is a clean garment
+    "label-only": (4, 4, (1.0, 0.0, 0.0)),  # no distractor: a garment in a colour-opponent direction, nothing to cancel
 }
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
 QUARTER_CONV = ("hand-made: a quarter of the first conv", {"conv1.0": 0.25})  # 2 of its 8 filters
