@@ -106,6 +106,10 @@ def test_a_preset_without_the_key_and_a_study_stored_before_it_load_as_before(tm
     stored = resolve_settings("embedded").to_dict()
     del stored["augment"]
     assert Settings.from_dict(stored) == resolve_settings("embedded")
+    del stored["fidelity"]["val_size"]  # a study stored before val_size scored on every image, and still does
+    assert Settings.from_dict(stored).fidelity.val_size is None
+    assert Settings.from_dict(stored) == resolve_settings("embedded")
+    assert resolve_settings("embedded", val_size=300).fidelity.val_size == 300
 
 
 def test_validation_and_test_images_go_through_the_eval_crop(tmp_path: Path) -> None:
