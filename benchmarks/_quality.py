@@ -29,7 +29,7 @@ RESULTS = Path(__file__).parent / "results"
 
 # recipe fields a fidelity's name shows when they differ from the Fidelity defaults every cached
 # row was trained with (``25x250+lr0.05``); the name keys the results cache
-_RECIPE = ("lr",)
+_RECIPE = {"lr": float, "val_size": int}  # field -> its type
 
 
 def fidelity_name(f: Fidelity) -> str:
@@ -40,17 +40,17 @@ def fidelity_name(f: Fidelity) -> str:
 
 def with_fidelity(settings: Settings, spec: str) -> Settings:
     """``spec`` is ``EPOCHSxTRAIN_SIZE``, e.g. ``25x250``, optionally with recipe fields
-    (``25x250+lr0.05``); fields left out keep the preset's value."""
+    (``25x250+lr0.05``, ``25x250+val_size500``); fields left out keep the preset's value."""
     import re
 
     size, *fields = spec.split("+")
     epochs, train = (int(v) for v in size.split("x"))
     changes: dict[str, object] = {"epochs": epochs, "train_size": train}
     for part in fields:
-        match = re.fullmatch(r"([a-z]+)([0-9.e-]+)", part)
+        match = re.fullmatch(r"([a-z_]+)([0-9.e-]+)", part)
         if not match or match[1] not in _RECIPE:
             raise SystemExit(f"fidelity {spec!r}: {part!r} is not one of {list(_RECIPE)} followed by a number")
-        changes[match[1]] = float(match[2])
+        changes[match[1]] = _RECIPE[match[1]](match[2])
     return replace(settings, fidelity=replace(settings.fidelity, **changes))
 
 
@@ -114,9 +114,10 @@ _TASKS: dict[tuple[str, int, int], list] = {}
 
 
 def tasks_for(settings: Settings) -> list:
-    key = (settings.dataset, settings.image_size, settings.fidelity.train_size)
-    if key not in _TASKS:
-        _TASKS[key] = load_tasks(settings.dataset, image_size=settings.image_size, train_size=settings.fidelity.train_size)
+    f = settings.fidelity
+    key = (settings.dataset, settings.image_size, f.train_size, f.val_size)
+    if key not in _TASKS:  # the tasks a worker of this study would load
+        _TASKS[key] = load_tasks(settings.dataset, image_size=settings.image_size, train_size=f.train_size, val_size=f.val_size)
     return _TASKS[key]
 
 
