@@ -7,11 +7,18 @@ opposite ways (docs/search-quality.md, section 2a): bottom-specific gains on the
 domains and loses on the plain ones. Each variant here is built in memory by
 ``build_fashion_mux.build`` from the Fashion-MNIST IDX files (``--raw``) with another count of
 multiplexed and plain domains or other mixing gains. The variant ``fashion-mux`` is the shipped
-file itself: it is checked byte for byte against it and shares its cached rows.
+file itself: it is checked byte for byte against it and shares its cached rows. The ``carrier``
+variant renders its multiplexed domains another way (``carrier_images``): each garment
+modulates a fixed 2x2 colour pattern tiled over the image, the domain's own for the labelled
+garment and the next two domains' for the distractors, so that a shared first convolution
+needs one matched filter per domain instead of one colour angle. ``mux-scarce`` and
+``all-scarce`` are fashion-mux's arrays trained on the first 125 of a domain's 250 training
+images (``TRAIN_SIZES``): the multiplexed domains', or every domain's.
 
-On every variant, the four baselines and three hand-made allocations (the first convolution
-task-specific whole, half and a quarter of its filters: the multiplexed domains need a few filters of
-their own at the input, the plain ones lose wherever their filters are split) are trained with
+On every variant, the four baselines and four hand-made allocations (the first convolution
+task-specific whole, half and a quarter of its filters, and the deep stem's three convolutions: the
+multiplexed domains need a few filters of their own at the input, the plain ones lose wherever
+their filters are split) are trained with
 the worker's recipe at the preset's fidelity, with every seed, in processes of one torch thread
 each. Every row is kept in ``benchmarks/results/trained.jsonl`` keyed by the variant and the
 digest of its arrays, so a rerun trains only what is missing. Prints, per variant, the report
@@ -36,6 +43,7 @@ from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from _quality import RESULTS, Cache, _train_row, candidate, data_id, embedded, fidelity_name, kind_slug, with_fidelity
@@ -59,9 +67,47 @@ VARIANTS = {
     "mux3-plain5": (3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
     "no-chroma-distractor": (4, 4, (1.0, 1.5, 0.0)),  # after its own first conv a multiplexed image is a clean garment
     "label-only": (4, 4, (1.0, 0.0, 0.0)),  # no distractor: a garment in a colour-opponent direction, nothing to cancel
+    # spatio-chromatic carriers (``carrier_images``): the gains are the labelled garment's and the two distractors'
+    "carrier": (4, 4, (1.0, 1.0, 1.0)),
+    "mux-scarce": (4, 4, (1.0, 1.5, 1.0)),  # fashion-mux with 125 training images in each multiplexed domain
+    "all-scarce": (4, 4, (1.0, 1.5, 1.0)),  # fashion-mux with 125 training images in every domain (train it at 50x250)
 }
+TRAIN_SIZES = {"mux-scarce": (125, 250), "all-scarce": (125, 125)}  # training images of a multiplexed and a plain domain where not 250
+CARRIER_SEED = 20261129
+
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
 QUARTER_CONV = ("hand-made: a quarter of the first conv", {"conv1.0": 0.25})  # 2 of its 8 filters
+STEM = ("hand-made: the stem", {"conv1.0": 1.0, "conv1.3": 1.0, "conv1.6": 1.0})  # the deep stem's three convs
+
+
+def carriers(count: int) -> np.ndarray:
+    """``count`` orthonormal colour patterns of 2x2 pixels, ``[count, 3, 2, 2]``, with no brightness
+    and no mean in any colour over the tile: invisible to a filter that reads brightness or
+    smooth colour, readable only by a filter matched to the pattern (at most six fit)."""
+    grey = np.ones(3) / np.sqrt(3.0)
+    chroma = np.linalg.svd(np.eye(3) - np.outer(grey, grey))[0][:, :2].T  # two colour-opponent axes
+    spatial = np.array([[[1, -1], [1, -1]], [[1, 1], [-1, -1]], [[1, -1], [-1, 1]]], dtype=np.float64) / 2.0
+    basis = np.einsum("ac,sij->ascij", chroma, spatial).reshape(6, 3, 2, 2)  # orthonormal, 6 patterns
+    rng = np.random.default_rng(CARRIER_SEED)
+    mix = np.linalg.qr(rng.standard_normal((6, 6)))[0][:count]
+    return np.einsum("kb,bcij->kcij", mix, basis)
+
+
+def carrier_images(garments: np.ndarray, distractors: np.ndarray, patterns: np.ndarray, own: int, gains: tuple[float, ...]) -> np.ndarray:
+    """``uint8 [N, 3, H, W]``: garment ``i`` modulates the domain's own pattern (tiled over the
+    image), its two distractors modulate the next two domains' patterns, around mid grey. One
+    filter matched to the own pattern and blind to the other two reads the label; a filter bank
+    shared by every domain needs one such filter per domain."""
+    count = len(patterns)
+    grey = garments.reshape(len(garments), *garments.shape[-2:]).astype(np.float64) / 255.0
+    h, w = grey.shape[-2:]
+    tiled = np.tile(patterns, (1, 1, h // 2, w // 2))  # [count, 3, H, W]
+    which = [own, (own + 1) % count, (own + 2) % count]
+    weights = np.asarray(gains)[:, None, None, None] * tiled[which]  # [3, 3, H, W]
+    reach = np.abs(weights).sum(axis=0).max()
+    stack = np.stack([grey, grey[distractors[:, 0]], grey[distractors[:, 1]]], axis=1)  # [N, 3 garments, H, W]
+    mixed = 127.5 + np.einsum("nkhw,kchw->nchw", stack, weights) * (127.5 / reach)
+    return np.rint(np.clip(mixed, 0, 255)).astype(np.uint8)
 
 
 @functools.cache
@@ -69,6 +115,13 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
     mux, plain, gains = VARIANTS[name]
     arrays = build(Path(raw), mux=mux, plain=plain, gains=gains)
+    if name.startswith("carrier"):  # the multiplexed domains rendered with carriers, stored as colour images
+        patterns = carriers(mux)
+        for i, domain in enumerate(domains(mux, plain)[0]):
+            del arrays[f"{domain}.mix"]
+            for split in ("train", "val", "test"):
+                images = arrays[f"{domain}.{split}.images"]
+                arrays[f"{domain}.{split}.images"] = carrier_images(images, arrays.pop(f"{domain}.{split}.distractors"), patterns, i, gains)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "variant.npz"
         write_npz(arrays, path)
@@ -78,7 +131,9 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     if name == "fashion-mux" and not shipped.endswith(digest):
         raise SystemExit(f"the in-memory build of fashion-mux ({digest}) is not the shipped file ({shipped}): rebuild it first")
     names = domains(mux, plain)
-    return [t.with_train_size(250) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
+    mux_size, plain_size = TRAIN_SIZES.get(name, (250, 250))
+    sizes = dict.fromkeys(names[0], mux_size) | dict.fromkeys(names[1], plain_size)
+    return [t.with_train_size(sizes[t.name]) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
 
 
 def _job(job: tuple) -> dict:  # type: ignore[type-arg]
@@ -110,7 +165,7 @@ def main() -> None:
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)
-    allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV, QUARTER_CONV])
+    allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV, QUARTER_CONV, STEM])
     if args.only:
         unknown = sorted(set(args.only) - set(allocations))
         if unknown:
