@@ -67,6 +67,7 @@ VARIANTS = {
     "mux3-plain5": (3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
     "no-chroma-distractor": (4, 4, (1.0, 1.5, 0.0)),  # after its own first conv a multiplexed image is a clean garment
     "label-only": (4, 4, (1.0, 0.0, 0.0)),  # no distractor: a garment in a colour-opponent direction, nothing to cancel
+    "faint-trap": (4, 4, (1.0, 0.5, 0.0)),  # between no-chroma-distractor and label-only: a dimmer brightness distractor
     # spatio-chromatic carriers (``carrier_images``): the gains are the labelled garment's and the two distractors'
     "carrier": (4, 4, (1.0, 1.0, 1.0)),
     "mux-scarce": (4, 4, (1.0, 1.5, 1.0)),  # fashion-mux with 125 training images in each multiplexed domain
