@@ -13,7 +13,7 @@ modulates a fixed 2x2 colour pattern tiled over the image, the domain's own for 
 garment and the next two domains' for the distractors, so that a shared first convolution
 needs one matched filter per domain instead of one colour angle. ``mux-scarce`` and
 ``all-scarce`` are fashion-mux's arrays trained on the first 125 of a domain's 250 training
-images (``TRAIN_SIZES``): the multiplexed domains', or every domain's.
+images (``Variant.train``): the multiplexed domains', or every domain's.
 
 On every variant, the four baselines and four hand-made allocations (the first convolution
 task-specific whole, half and a quarter of its filters, and the deep stem's three convolutions: the
@@ -42,6 +42,7 @@ import tempfile
 from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -51,29 +52,42 @@ from benchmark_separation import candidates as fixed_candidates
 from benchmark_separation import report
 from mtlsearch.datasets import resize_tasks, tasks_of
 from mtlsearch.datasets.build_fashion_domains import write_npz
+from mtlsearch.datasets._mux import GREY
 from mtlsearch.datasets.build_fashion_mux import build, domains
 
-# name -> (multiplexed domains, plain domains, gains: labelled garment, brightness and chroma distractors)
+
+class Variant(NamedTuple):
+    """A build of the benchmark: how many multiplexed and plain domains, the gains of the labelled
+    garment and of the brightness and chroma distractors (for ``carrier``: of the labelled garment
+    and the two distractors), whether the multiplexed domains are rendered with carriers, and the
+    training images of a multiplexed and of a plain domain."""
+
+    mux: int
+    plain: int
+    gains: tuple[float, float, float]
+    carrier: bool = False
+    train: tuple[int, int] = (250, 250)
+
+
 VARIANTS = {
-    "fashion-mux": (4, 4, (1.0, 1.5, 1.0)),
-    "mux8": (8, 0, (1.0, 1.5, 1.0)),
-    "fashion-mux-clear": (4, 4, (1.5, 1.5, 1.0)),  # both distractors fainter against the label
-    "clear-mux5-plain3": (5, 3, (1.5, 1.5, 1.0)),
-    "clear-mux6-plain2": (6, 2, (1.5, 1.5, 1.0)),
-    "faint-chroma": (4, 4, (1.0, 1.5, 0.5)),  # the brightness trap kept, the chroma distractor fainter
-    "faint-chroma-strong-trap": (4, 4, (1.0, 2.0, 0.5)),
-    "plain8": (0, 8, (1.0, 1.5, 1.0)),  # no multiplexed domain: what a split first conv costs grey garments alone
-    "mux2-plain6": (2, 6, (1.0, 1.5, 1.0)),  # plain domains in the majority: bottom-specific loses, the trap is stronger
-    "mux3-plain5": (3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
-    "no-chroma-distractor": (4, 4, (1.0, 1.5, 0.0)),  # after its own first conv a multiplexed image is a clean garment
-    "label-only": (4, 4, (1.0, 0.0, 0.0)),  # no distractor: a garment in a colour-opponent direction, nothing to cancel
-    "faint-trap": (4, 4, (1.0, 0.5, 0.0)),  # between no-chroma-distractor and label-only: a dimmer brightness distractor
+    "fashion-mux": Variant(4, 4, (1.0, 1.5, 1.0)),
+    "mux8": Variant(8, 0, (1.0, 1.5, 1.0)),
+    "fashion-mux-clear": Variant(4, 4, (1.5, 1.5, 1.0)),  # both distractors fainter against the label
+    "clear-mux5-plain3": Variant(5, 3, (1.5, 1.5, 1.0)),
+    "clear-mux6-plain2": Variant(6, 2, (1.5, 1.5, 1.0)),
+    "faint-chroma": Variant(4, 4, (1.0, 1.5, 0.5)),  # the brightness trap kept, the chroma distractor fainter
+    "faint-chroma-strong-trap": Variant(4, 4, (1.0, 2.0, 0.5)),
+    "plain8": Variant(0, 8, (1.0, 1.5, 1.0)),  # no multiplexed domain: what a split first conv costs grey garments alone
+    "mux2-plain6": Variant(2, 6, (1.0, 1.5, 1.0)),  # plain domains in the majority: bottom-specific loses, the trap is stronger
+    "mux3-plain5": Variant(3, 5, (1.0, 1.5, 1.0)),  # between it and fashion-mux
+    "no-chroma-distractor": Variant(4, 4, (1.0, 1.5, 0.0)),  # after its own first conv a multiplexed image is a clean garment
+    "label-only": Variant(4, 4, (1.0, 0.0, 0.0)),  # no distractor: a garment in a colour-opponent direction, nothing to cancel
+    "faint-trap": Variant(4, 4, (1.0, 0.5, 0.0)),  # between no-chroma-distractor and label-only: a dimmer brightness distractor
     # spatio-chromatic carriers (``carrier_images``): the gains are the labelled garment's and the two distractors'
-    "carrier": (4, 4, (1.0, 1.0, 1.0)),
-    "mux-scarce": (4, 4, (1.0, 1.5, 1.0)),  # fashion-mux with 125 training images in each multiplexed domain
-    "all-scarce": (4, 4, (1.0, 1.5, 1.0)),  # fashion-mux with 125 training images in every domain (train it at 50x250)
+    "carrier": Variant(4, 4, (1.0, 1.0, 1.0), carrier=True),
+    "mux-scarce": Variant(4, 4, (1.0, 1.5, 1.0), train=(125, 250)),  # fashion-mux with 125 training images in each multiplexed domain
+    "all-scarce": Variant(4, 4, (1.0, 1.5, 1.0), train=(125, 125)),  # fashion-mux with 125 training images in every domain (train it at 50x250)
 }
-TRAIN_SIZES = {"mux-scarce": (125, 250), "all-scarce": (125, 125)}  # training images of a multiplexed and a plain domain where not 250
 CARRIER_SEED = 20261129
 
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
@@ -85,8 +99,8 @@ def carriers(count: int) -> np.ndarray:
     """``count`` orthonormal colour patterns of 2x2 pixels, ``[count, 3, 2, 2]``, with no brightness
     and no mean in any colour over the tile: invisible to a filter that reads brightness or
     smooth colour, readable only by a filter matched to the pattern (at most six fit)."""
-    grey = np.ones(3) / np.sqrt(3.0)
-    chroma = np.linalg.svd(np.eye(3) - np.outer(grey, grey))[0][:, :2].T  # two colour-opponent axes
+    # two colour-opponent axes; another basis of the plane than _mux's, which the cached rows were drawn with
+    chroma = np.linalg.svd(np.eye(3) - np.outer(GREY, GREY))[0][:, :2].T
     spatial = np.array([[[1, -1], [1, -1]], [[1, 1], [-1, -1]], [[1, -1], [-1, 1]]], dtype=np.float64) / 2.0
     basis = np.einsum("ac,sij->ascij", chroma, spatial).reshape(6, 3, 2, 2)  # orthonormal, 6 patterns
     rng = np.random.default_rng(CARRIER_SEED)
@@ -114,9 +128,9 @@ def carrier_images(garments: np.ndarray, distractors: np.ndarray, patterns: np.n
 @functools.cache
 def variant(name: str, raw: str) -> tuple[list, str]:
     """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
-    mux, plain, gains = VARIANTS[name]
+    mux, plain, gains, carrier, (mux_size, plain_size) = VARIANTS[name]
     arrays = build(Path(raw), mux=mux, plain=plain, gains=gains)
-    if name.startswith("carrier"):  # the multiplexed domains rendered with carriers, stored as colour images
+    if carrier:  # the multiplexed domains rendered with carriers, stored as colour images
         patterns = carriers(mux)
         for i, domain in enumerate(domains(mux, plain)[0]):
             del arrays[f"{domain}.mix"]
@@ -132,7 +146,6 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     if name == "fashion-mux" and not shipped.endswith(digest):
         raise SystemExit(f"the in-memory build of fashion-mux ({digest}) is not the shipped file ({shipped}): rebuild it first")
     names = domains(mux, plain)
-    mux_size, plain_size = TRAIN_SIZES.get(name, (250, 250))
     sizes = dict.fromkeys(names[0], mux_size) | dict.fromkeys(names[1], plain_size)
     return [t.with_train_size(sizes[t.name]) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
 
@@ -187,7 +200,7 @@ def main() -> None:
     out = RESULTS / f"mux_variants-{fid}-{kind_slug()}.json"
     summary = json.loads(out.read_text()) if out.exists() else {}  # the variants of earlier runs stay
     for name in args.variants:
-        mux, plain, gains = VARIANTS[name]
+        mux, plain, gains = VARIANTS[name][:3]
         rows: dict[str, list[dict]] = {}
         for label in allocations:
             rows[label] = [cache.get(key[label], fid, seed, data[name]) for seed in args.seeds]  # type: ignore[misc]
