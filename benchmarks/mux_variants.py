@@ -13,10 +13,14 @@ modulates a fixed 2x2 colour pattern tiled over the image, the domain's own for 
 garment and the next two domains' for the distractors, so that a shared first convolution
 needs one matched filter per domain instead of one colour angle. ``mux-scarce`` and
 ``all-scarce`` are fashion-mux's arrays trained on the first 125 of a domain's 250 training
-images (``Variant.train``): the multiplexed domains', or every domain's.
+images (``Variant.train``): the multiplexed domains', or every domain's; ``mux-rich`` gives each
+multiplexed domain 1,000 (train it at ``--fidelity 6x1000``: as many steps as 25x250).
+``checker-trap`` draws the brightness distractor on a one-pixel checkerboard
+(``checker_images``).
 
-On every variant, the four baselines and four hand-made allocations (the first convolution
-task-specific whole, half and a quarter of its filters, and the deep stem's three convolutions: the
+On every variant, the four baselines and five hand-made allocations (the first convolution
+task-specific whole, half and a quarter of its filters, the deep stem's three convolutions, and
+the first convolution with the rest of the budget where top-specific puts it: the
 multiplexed domains need a few filters of their own at the input, the plain ones lose wherever
 their filters are split) are trained with
 the worker's recipe at the preset's fidelity, with every seed, in processes of one torch thread
@@ -67,6 +71,7 @@ class Variant(NamedTuple):
     gains: tuple[float, float, float]
     carrier: bool = False
     train: tuple[int, int] = (250, 250)
+    checker: bool = False  # the brightness distractor modulated by a one-pixel checkerboard
 
 
 VARIANTS = {
@@ -87,6 +92,14 @@ VARIANTS = {
     "carrier": Variant(4, 4, (1.0, 1.0, 1.0), carrier=True),
     "mux-scarce": Variant(4, 4, (1.0, 1.5, 1.0), train=(125, 250)),  # fashion-mux with 125 training images in each multiplexed domain
     "all-scarce": Variant(4, 4, (1.0, 1.5, 1.0), train=(125, 125)),  # fashion-mux with 125 training images in every domain (train it at 50x250)
+    # the brightness distractor on a one-pixel checkerboard (``checker_images``): a trap for filters
+    # that read brightness edges, as grey garments teach shared ones to; off colour and off
+    # frequency for a domain's own smooth colour-opponent filters
+    "checker-trap": Variant(4, 4, (1.0, 1.5, 0.0), checker=True),
+    # fashion-mux with 1,000 training images in each multiplexed domain (train it at 6x1000: as many
+    # steps as 25x250, the plain domains seen 24 times): more images to learn the unmixing from
+    "mux-rich": Variant(4, 4, (1.0, 1.5, 1.0), train=(1000, 250)),
+    "mux-rich-trap": Variant(4, 4, (1.0, 3.0, 1.0), train=(1000, 250)),  # and a brightness distractor twice as bright
 }
 CARRIER_SEED = 20261129
 
@@ -125,11 +138,32 @@ def carrier_images(garments: np.ndarray, distractors: np.ndarray, patterns: np.n
     return np.rint(np.clip(mixed, 0, 255)).astype(np.uint8)
 
 
+def checker_images(garments: np.ndarray, distractors: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """``uint8 [N, 3, H, W]`` as ``render_mux`` draws them, except that the brightness distractor
+    (``mix[:, 1]``) is multiplied by a one-pixel checkerboard of +1 and -1; the mix is scaled
+    again so that no channel leaves [0, 255]."""
+    grey = garments.reshape(len(garments), *garments.shape[-2:]).astype(np.float64) / 255.0
+    h, w = grey.shape[-2:]
+    checker = np.where((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0, 1.0, -1.0)
+    stack = np.stack([grey, grey[distractors[:, 0]] * checker, grey[distractors[:, 1]]], axis=1)
+    up = np.clip(mix[:, 0], 0, None) + np.abs(mix[:, 1]) + np.clip(mix[:, 2], 0, None)
+    down = -np.clip(mix[:, 0], None, 0) + np.abs(mix[:, 1]) - np.clip(mix[:, 2], None, 0)
+    scaled = mix * (127.5 / max(up.max(), down.max()))
+    mixed = 127.5 + np.einsum("nkhw,ck->nchw", stack, scaled)
+    return np.rint(np.clip(mixed, 0, 255)).astype(np.uint8)
+
+
 @functools.cache
 def variant(name: str, raw: str) -> tuple[list, str]:
     """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
-    mux, plain, gains, carrier, (mux_size, plain_size) = VARIANTS[name]
-    arrays = build(Path(raw), mux=mux, plain=plain, gains=gains)
+    mux, plain, gains, carrier, (mux_size, plain_size), checker = VARIANTS[name]
+    arrays = build(Path(raw), mux=mux, plain=plain, gains=gains, mux_train=max(mux_size, 250))  # fewer are the first ones
+    if checker:  # the multiplexed domains rendered with a checkered brightness distractor
+        for domain in domains(mux, plain)[0]:
+            mix = arrays.pop(f"{domain}.mix")
+            for split in ("train", "val", "test"):
+                images = arrays[f"{domain}.{split}.images"]
+                arrays[f"{domain}.{split}.images"] = checker_images(images, arrays.pop(f"{domain}.{split}.distractors"), mix)
     if carrier:  # the multiplexed domains rendered with carriers, stored as colour images
         patterns = carriers(mux)
         for i, domain in enumerate(domains(mux, plain)[0]):
@@ -180,6 +214,8 @@ def main() -> None:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)
     allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV, QUARTER_CONV, STEM])
+    # the first convolution, and the rest of the budget where top-specific puts it
+    allocations["hand-made: first conv and the top"] = allocations["top-specific"] | {"conv1.0": 1.0}
     if args.only:
         unknown = sorted(set(args.only) - set(allocations))
         if unknown:

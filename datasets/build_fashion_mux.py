@@ -55,11 +55,19 @@ def domains(mux: int = len(MUX_DOMAINS), plain: int = len(PLAIN_DOMAINS)) -> tup
     return tuple(f"mux-{chr(97 + i)}" for i in range(mux)), tuple(f"plain-{chr(97 + i)}" for i in range(plain))
 
 
-def build(raw: Path, *, mux: int = len(MUX_DOMAINS), plain: int = len(PLAIN_DOMAINS), gains: tuple[float, float, float] = GAINS) -> dict[str, np.ndarray]:
+def build(
+    raw: Path,
+    *,
+    mux: int = len(MUX_DOMAINS),
+    plain: int = len(PLAIN_DOMAINS),
+    gains: tuple[float, float, float] = GAINS,
+    mux_train: int = SIZES["train"],
+) -> dict[str, np.ndarray]:
     """Every array of the benchmark file, keyed ``<domain>.<split>.<images|labels|...>``. The
-    defaults build fashion-mux; other ``mux``/``plain`` counts and mixing ``gains`` build the
-    variants ``benchmarks/mux_variants.py`` measures (the multiplexed domains' angles spread
-    evenly over the chroma plane's half turn, as fashion-mux's four are)."""
+    defaults build fashion-mux; other ``mux``/``plain`` counts, mixing ``gains`` and training
+    images of a multiplexed domain (``mux_train``) build the variants
+    ``benchmarks/mux_variants.py`` measures (the multiplexed domains' angles spread evenly over
+    the chroma plane's half turn, as fashion-mux's four are)."""
     source = read_raw(raw)
     rng = np.random.default_rng(SEED)
     pools = {name: rng.permutation(len(source[name][1])) for name in ("train", "test")}
@@ -67,13 +75,19 @@ def build(raw: Path, *, mux: int = len(MUX_DOMAINS), plain: int = len(PLAIN_DOMA
     arrays: dict[str, np.ndarray] = {}
     mux_domains, plain_domains = domains(mux, plain)
     count = len(mux_domains) + len(plain_domains)
-    if count * (SIZES["train"] + SIZES["val"]) > len(pools["train"]) or count * SIZES["test"] > len(pools["test"]):
-        raise ValueError(f"{count} domains need more disjoint images than Fashion-MNIST has: at most 8 with these split sizes")
+    train_images = len(mux_domains) * (mux_train + SIZES["val"]) + len(plain_domains) * (SIZES["train"] + SIZES["val"])
+    if train_images > len(pools["train"]) or count * SIZES["test"] > len(pools["test"]):
+        raise ValueError(
+            f"{count} domains with {mux_train} training images a multiplexed domain need {train_images} disjoint training and "
+            f"validation images and {count * SIZES['test']} test images, more than Fashion-MNIST has "
+            f"({len(pools['train'])} and {len(pools['test'])}): at most 8 domains of fashion-mux's sizes"
+        )
     for domain in mux_domains + plain_domains:
+        sizes = SIZES | {"train": mux_train} if domain in mux_domains else SIZES
         arrays[f"{domain}.classes"] = np.array(FASHION_CLASSES)
         if domain in mux_domains:
             arrays[f"{domain}.mix"] = mix_matrix(np.pi / len(mux_domains) * mux_domains.index(domain), gains)
-        for split, size in SIZES.items():
+        for split, size in sizes.items():
             pool = "test" if split == "test" else "train"
             idx = pools[pool][taken[pool] : taken[pool] + size]
             taken[pool] += size

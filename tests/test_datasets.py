@@ -140,6 +140,25 @@ def test_a_variant_build_spreads_its_multiplexed_angles_and_keeps_domains_disjoi
     assert [t.name for t in tasks] == list(mux) and tasks[0].val.images.shape == (2500, 3, 28, 28)
     with pytest.raises(ValueError, match="at most 8"):
         build(RAW, mux=5, plain=4)
+    with pytest.raises(ValueError, match="20000 training images a multiplexed domain"):
+        build(RAW, mux=4, plain=4, mux_train=20000)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RAW.is_dir(), reason="needs 'apt-get install dataset-fashion-mnist' (.ci/run installs it)")
+def test_a_variant_build_with_more_multiplexed_training_images() -> None:
+    """``mux_train`` (the ``mux-rich`` probe): the multiplexed domains get that many training
+    images, the plain ones keep 250, the other splits keep their sizes, and no source image is
+    used twice."""
+    from mtlsearch.datasets.build_fashion_mux import SIZES, build, domains
+
+    arrays = build(RAW, mux=2, plain=2, mux_train=1000)
+    mux, plain = domains(2, 2)
+    assert [len(arrays[f"{d}.train.labels"]) for d in mux + plain] == [1000, 1000, SIZES["train"], SIZES["train"]]
+    assert {len(arrays[f"{d}.val.labels"]) for d in mux + plain} == {SIZES["val"]}
+    assert arrays[f"{mux[0]}.train.distractors"].shape == (1000, 2)
+    taken = np.concatenate([arrays[f"{d}.{split}.source_index"] for d in mux + plain for split in ("train", "val")])
+    assert len(np.unique(taken)) == len(taken) == 2 * 3500 + 2 * 2750
 
 
 def test_image_folder_tasks_with_carved_val(tmp_path: Path) -> None:
