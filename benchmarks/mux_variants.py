@@ -92,9 +92,9 @@ VARIANTS = {
     "carrier": Variant(4, 4, (1.0, 1.0, 1.0), carrier=True),
     "mux-scarce": Variant(4, 4, (1.0, 1.5, 1.0), train=(125, 250)),  # fashion-mux with 125 training images in each multiplexed domain
     "all-scarce": Variant(4, 4, (1.0, 1.5, 1.0), train=(125, 125)),  # fashion-mux with 125 training images in every domain (train it at 50x250)
-    # the brightness distractor on a one-pixel checkerboard (``checker_images``): a trap for filters
-    # that read brightness edges, as grey garments teach shared ones to; off colour and off
-    # frequency for a domain's own smooth colour-opponent filters
+    # the brightness distractor on a one-pixel checkerboard (``checker_images``): meant as a trap for
+    # filters that read brightness edges, off colour and off frequency for a domain's own; measured,
+    # it passes no smooth filter, shared or own, so it traps nothing (docs/search-quality.md, 2a)
     "checker-trap": Variant(4, 4, (1.0, 1.5, 0.0), checker=True),
     # fashion-mux with 1,000 training images in each multiplexed domain (train it at 6x1000: as many
     # steps as 25x250, the plain domains seen 24 times): more images to learn the unmixing from
@@ -157,7 +157,7 @@ def checker_images(garments: np.ndarray, distractors: np.ndarray, mix: np.ndarra
 def variant(name: str, raw: str) -> tuple[list, str]:
     """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
     mux, plain, gains, carrier, (mux_size, plain_size), checker = VARIANTS[name]
-    arrays = build(Path(raw), mux=mux, plain=plain, gains=gains, mux_train=max(mux_size, 250))  # fewer are the first ones
+    arrays = build(Path(raw), mux=mux, plain=plain, gains=gains, mux_train=max(mux_size, 250))  # fewer: the first of the 250
     if checker:  # the multiplexed domains rendered with a checkered brightness distractor
         for domain in domains(mux, plain)[0]:
             mix = arrays.pop(f"{domain}.mix")
