@@ -14,7 +14,8 @@ garment and the next two domains' for the distractors, so that a shared first co
 needs one matched filter per domain instead of one colour angle. ``mux-scarce`` and
 ``all-scarce`` are fashion-mux's arrays trained on the first 125 of a domain's 250 training
 images (``Variant.train``): the multiplexed domains', or every domain's; ``mux-rich`` gives each
-multiplexed domain 1,000 (train it at ``--fidelity 6x1000``: as many steps as 25x250).
+multiplexed domain 1,000 (train it at ``--fidelity 6x1000``: as many steps as 25x250), and
+``mux-500`` 500 (at ``12x500``).
 ``checker-trap`` draws the brightness distractor on a one-pixel checkerboard
 (``checker_images``).
 
@@ -99,6 +100,7 @@ VARIANTS = {
     # fashion-mux with 1,000 training images in each multiplexed domain (train it at 6x1000: as many
     # steps as 25x250, the plain domains seen 24 times): more images to learn the unmixing from
     "mux-rich": Variant(4, 4, (1.0, 1.5, 1.0), train=(1000, 250)),
+    "mux-500": Variant(4, 4, (1.0, 1.5, 1.0), train=(500, 250)),  # between fashion-mux and mux-rich (train it at 12x500)
     "mux-rich-trap": Variant(4, 4, (1.0, 3.0, 1.0), train=(1000, 250)),  # and a brightness distractor twice as bright
 }
 CARRIER_SEED = 20261129
