@@ -58,7 +58,7 @@ from benchmark_separation import report
 from mtlsearch.datasets import resize_tasks, tasks_of
 from mtlsearch.datasets.build_fashion_domains import write_npz
 from mtlsearch.datasets._mux import GREY
-from mtlsearch.datasets.build_fashion_mux import build, domains
+from mtlsearch.datasets.build_fashion_mux import SIZES, build, domains
 
 
 class Variant(NamedTuple):
@@ -123,19 +123,24 @@ def carriers(count: int) -> np.ndarray:
     return np.einsum("kb,bcij->kcij", mix, basis)
 
 
+def _garments(garments: np.ndarray, distractors: np.ndarray) -> np.ndarray:
+    """``[N, 3, H, W]`` floats in [0, 1]: each image's garment and its two distractor garments."""
+    grey = garments.reshape(len(garments), *garments.shape[-2:]).astype(np.float64) / 255.0
+    return np.stack([grey, grey[distractors[:, 0]], grey[distractors[:, 1]]], axis=1)
+
+
 def carrier_images(garments: np.ndarray, distractors: np.ndarray, patterns: np.ndarray, own: int, gains: tuple[float, ...]) -> np.ndarray:
     """``uint8 [N, 3, H, W]``: garment ``i`` modulates the domain's own pattern (tiled over the
     image), its two distractors modulate the next two domains' patterns, around mid grey. One
     filter matched to the own pattern and blind to the other two reads the label; a filter bank
     shared by every domain needs one such filter per domain."""
     count = len(patterns)
-    grey = garments.reshape(len(garments), *garments.shape[-2:]).astype(np.float64) / 255.0
-    h, w = grey.shape[-2:]
+    stack = _garments(garments, distractors)  # [N, 3 garments, H, W]
+    h, w = stack.shape[-2:]
     tiled = np.tile(patterns, (1, 1, h // 2, w // 2))  # [count, 3, H, W]
     which = [own, (own + 1) % count, (own + 2) % count]
     weights = np.asarray(gains)[:, None, None, None] * tiled[which]  # [3, 3, H, W]
     reach = np.abs(weights).sum(axis=0).max()
-    stack = np.stack([grey, grey[distractors[:, 0]], grey[distractors[:, 1]]], axis=1)  # [N, 3 garments, H, W]
     mixed = 127.5 + np.einsum("nkhw,kchw->nchw", stack, weights) * (127.5 / reach)
     return np.rint(np.clip(mixed, 0, 255)).astype(np.uint8)
 
@@ -144,10 +149,9 @@ def checker_images(garments: np.ndarray, distractors: np.ndarray, mix: np.ndarra
     """``uint8 [N, 3, H, W]`` as ``render_mux`` draws them, except that the brightness distractor
     (``mix[:, 1]``) is multiplied by a one-pixel checkerboard of +1 and -1; the mix is scaled
     again so that no channel leaves [0, 255]."""
-    grey = garments.reshape(len(garments), *garments.shape[-2:]).astype(np.float64) / 255.0
-    h, w = grey.shape[-2:]
-    checker = np.where((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0, 1.0, -1.0)
-    stack = np.stack([grey, grey[distractors[:, 0]] * checker, grey[distractors[:, 1]]], axis=1)
+    stack = _garments(garments, distractors)
+    h, w = stack.shape[-2:]
+    stack[:, 1] *= np.where((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0, 1.0, -1.0)
     up = np.clip(mix[:, 0], 0, None) + np.abs(mix[:, 1]) + np.clip(mix[:, 2], 0, None)
     down = -np.clip(mix[:, 0], None, 0) + np.abs(mix[:, 1]) - np.clip(mix[:, 2], None, 0)
     scaled = mix * (127.5 / max(up.max(), down.max()))
@@ -158,21 +162,19 @@ def checker_images(garments: np.ndarray, distractors: np.ndarray, mix: np.ndarra
 @functools.cache
 def variant(name: str, raw: str) -> tuple[list, str]:
     """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
-    mux, plain, gains, carrier, (mux_size, plain_size), checker = VARIANTS[name]
-    arrays = build(Path(raw), mux=mux, plain=plain, gains=gains, mux_train=max(mux_size, 250))  # fewer: the first of the 250
-    if checker:  # the multiplexed domains rendered with a checkered brightness distractor
-        for domain in domains(mux, plain)[0]:
+    v = VARIANTS[name]
+    mux, plain = v.mux, v.plain
+    # fewer than the shipped 250 are the first of them (``with_train_size`` below)
+    arrays = build(Path(raw), mux=mux, plain=plain, gains=v.gains, mux_train=max(v.train[0], SIZES["train"]))
+    if v.carrier or v.checker:  # the multiplexed domains rendered here, stored as colour images
+        patterns = carriers(mux) if v.carrier else None
+        for i, domain in enumerate(domains(mux, plain)[0]):
             mix = arrays.pop(f"{domain}.mix")
             for split in ("train", "val", "test"):
-                images = arrays[f"{domain}.{split}.images"]
-                arrays[f"{domain}.{split}.images"] = checker_images(images, arrays.pop(f"{domain}.{split}.distractors"), mix)
-    if carrier:  # the multiplexed domains rendered with carriers, stored as colour images
-        patterns = carriers(mux)
-        for i, domain in enumerate(domains(mux, plain)[0]):
-            del arrays[f"{domain}.mix"]
-            for split in ("train", "val", "test"):
-                images = arrays[f"{domain}.{split}.images"]
-                arrays[f"{domain}.{split}.images"] = carrier_images(images, arrays.pop(f"{domain}.{split}.distractors"), patterns, i, gains)
+                images, distractors = arrays[f"{domain}.{split}.images"], arrays.pop(f"{domain}.{split}.distractors")
+                arrays[f"{domain}.{split}.images"] = (
+                    carrier_images(images, distractors, patterns, i, v.gains) if v.carrier else checker_images(images, distractors, mix)
+                )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "variant.npz"
         write_npz(arrays, path)
@@ -182,7 +184,7 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     if name == "fashion-mux" and not shipped.endswith(digest):
         raise SystemExit(f"the in-memory build of fashion-mux ({digest}) is not the shipped file ({shipped}): rebuild it first")
     names = domains(mux, plain)
-    sizes = dict.fromkeys(names[0], mux_size) | dict.fromkeys(names[1], plain_size)
+    sizes = dict.fromkeys(names[0], v.train[0]) | dict.fromkeys(names[1], v.train[1])
     return [t.with_train_size(sizes[t.name]) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
 
 
@@ -202,6 +204,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="LABEL", help="train and report only these candidates (default: every one)")
     parser.add_argument("--backbone", help="another registered backbone (default: the preset's)")
     args = parser.parse_args()
+    if len(set(args.seeds)) < 2:
+        parser.error("give at least two --seeds: every difference is paired by seed and judged by its std over them")
     settings = embedded()
     # a candidate's key is its filter counts, which two backbones may share: another backbone's
     # rows are kept under the data id with the backbone
@@ -238,7 +242,7 @@ def main() -> None:
     out = RESULTS / f"mux_variants-{fid}-{kind_slug()}.json"
     summary = json.loads(out.read_text()) if out.exists() else {}  # the variants of earlier runs stay
     for name in args.variants:
-        mux, plain, gains = VARIANTS[name][:3]
+        mux, plain, gains = VARIANTS[name].mux, VARIANTS[name].plain, VARIANTS[name].gains
         rows: dict[str, list[dict]] = {}
         for label in allocations:
             rows[label] = [cache.get(key[label], fid, seed, data[name]) for seed in args.seeds]  # type: ignore[misc]
