@@ -183,8 +183,18 @@ def kind_of(recorded: dict) -> str:
     return recorded.get("cpu", UNRECORDED)
 
 
-def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache) -> dict | None:
-    return cache.get(candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed, data_id(settings))
+def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, data: str | None = None) -> dict | None:
+    return cache.get(candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed, data or data_id(settings))
+
+
+RAW = "/usr/share/datasets/fashion-mnist"  # Fashion-MNIST's gzipped IDX files, for benchmarks built in memory
+
+
+def built(variant: str) -> tuple[list, str]:
+    """The tasks and data id of a fashion-mux variant built in memory (``mux_variants.VARIANTS``)."""
+    from mux_variants import variant as build_variant
+
+    return build_variant(variant, RAW)
 
 
 def train(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, *, label: str = "") -> dict:
@@ -199,21 +209,26 @@ def train(settings: Settings, allocation: Mapping[str, float], seed: int, cache:
 Job = tuple[Settings, Mapping[str, float], int, str]  # settings, allocation, seed, label
 
 
-def _pool_job(job: Job) -> dict:
+def _pool_job(job: tuple[Job, str | None]) -> dict:
     torch.set_num_threads(1)
-    return _train_row(*job)
+    (settings, allocation, seed, label), variant = job
+    if variant is None:
+        return _train_row(settings, allocation, seed, label)
+    tasks, data = built(variant)
+    return _train_row(settings, allocation, seed, label, tasks=tasks, data=data) | {"variant": variant}
 
 
-def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None) -> list[dict]:  # type: ignore[no-untyped-def]
+def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None, variant: str | None = None) -> list[dict]:  # type: ignore[no-untyped-def]
     """Every job's row, training the ones not in ``cache`` in ``processes`` processes of one
-    torch thread each (the 2-core machine: one per core); the parent alone writes the cache."""
-    missing = [job for job in jobs if _cached(job[0], job[1], job[2], cache) is None]
-    keyed = {(data_id(job[0]), candidate(job[0], job[1]).key, fidelity_name(job[0].fidelity), job[2]): job for job in missing}
+    torch thread each (the 2-core machine: one per core); the parent alone writes the cache.
+    With ``variant``, on that fashion-mux variant built in memory instead of the preset's data."""
+    data = built(variant)[1] if variant else None
+    missing = [job for job in jobs if _cached(job[0], job[1], job[2], cache, data) is None]
+    keyed = {(data or data_id(job[0]), candidate(job[0], job[1]).key, fidelity_name(job[0].fidelity), job[2]): job for job in missing}
     missing = list(keyed.values())  # one training per candidate, fidelity and seed
     if processes <= 1:
-        torch.set_num_threads(1)  # as in the pool: another thread count is another draw of the noise
         for job in missing:
-            row = _train_row(*job)
+            row = _pool_job((job, variant))  # one torch thread, as in the pool: another thread count is another draw of the noise
             cache.put(row)
             if on_row is not None:
                 on_row(row)
@@ -221,11 +236,11 @@ def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None
         from multiprocessing import get_context
 
         with get_context("spawn").Pool(processes) as pool:
-            for row in pool.imap_unordered(_pool_job, missing):
+            for row in pool.imap_unordered(_pool_job, [(job, variant) for job in missing]):
                 cache.put(row)
                 if on_row is not None:
                     on_row(row)
-    return [_cached(s, a, seed, cache) for s, a, seed, _ in jobs]  # type: ignore[misc]
+    return [_cached(s, a, seed, cache, data) for s, a, seed, _ in jobs]  # type: ignore[misc]
 
 
 def embedded(preset: str = "embedded", **overrides: object) -> Settings:

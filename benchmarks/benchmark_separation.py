@@ -2,13 +2,15 @@
 
     python benchmarks/benchmark_separation.py --fidelity 30x250 --seeds 0 1 2
     python benchmarks/benchmark_separation.py --preset fashion-domains --fidelity 5x1000
+    python benchmarks/benchmark_separation.py --variant mux-500 --fidelity 12x500 --seeds 0 1 2 3 4
 
 Trains, at the preset's budget and granularity, the four baselines (shared, bottom-specific,
 top-specific, random), the hand-made allocation of the benchmark (on fashion-mux: only the
 first convolution task-specific, from how the domains were built: the multiplexed domains need
 their own cross-channel mix at the input, the plain ones lose accuracy wherever their early
 layers are split) and the independent models (the 100% reference, outside any budget), each
-with every seed; every result is kept in ``benchmarks/results/trained.jsonl``, and only rows
+with every seed, on the preset's data or (``--variant``) on a fashion-mux variant of
+``mux_variants.py`` built in memory; every result is kept in ``benchmarks/results/trained.jsonl``, and only rows
 trained on this kind of CPU (and recorded as such) are reused.
 
 Prints every candidate's mean and spread, the noise of a difference between two candidates
@@ -19,7 +21,7 @@ seed against the std of that difference; the hand-made allocation minus the best
 paired by seed, against the std of that difference; and where the benchmark has groups of
 domains built alike (fashion-mux: multiplexed and plain), each paired difference on each group,
 which says where a gain or a loss comes from. Writes
-``benchmarks/results/separation-<dataset>-<fidelity>-<cpu kind>.json`` (``-<N>seeds`` before the kind with other seeds). The last line is
+``benchmarks/results/separation-<dataset>[-variant-<name>]-<fidelity>-<cpu kind>.json`` (``-<N>seeds`` before the kind with other seeds). The last line is
 ``handmade_minus_best=<mean> noise=<std of the paired difference>``.
 """
 
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--preset", default="embedded")
     parser.add_argument("--fidelity", help="EPOCHSxIMAGES, with +lr<value> for another learning rate (default: the preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variant", help="a fashion-mux variant of benchmarks/mux_variants.py, built in memory, instead of the preset's data")
     parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
@@ -126,16 +129,17 @@ def main() -> None:
     def progress(row: dict) -> None:
         print(f"  trained {row['label']:<24} seed {row['seed']}: {row['accuracy']:.4f} in {row['seconds']:.1f} s", flush=True)
 
-    trained = train_many(jobs, cache, processes=args.processes, on_row=progress)
+    trained = train_many(jobs, cache, processes=args.processes, on_row=progress, variant=args.variant)
     rows: dict[str, list[dict]] = {}
     for (_, _, _, label), row in zip(jobs, trained):
         rows.setdefault(label, []).append(row)
-    print(f"{settings.dataset}, {settings.backbone}, {settings.granularity} units, budget {settings.budget:g}, fidelity {fid}, seeds {args.seeds}")
+    dataset = f"{settings.dataset}-variant-{args.variant}" if args.variant else settings.dataset
+    print(f"{dataset}, {settings.backbone}, {settings.granularity} units, budget {settings.budget:g}, fidelity {fid}, seeds {args.seeds}")
     found = report(rows, GROUPS.get(settings.dataset, {}))
     RESULTS.mkdir(exist_ok=True)
     seeds = "" if args.seeds == [0, 1, 2] else f"-{len(args.seeds)}seeds"
-    (RESULTS / f"separation-{settings.dataset}-{fid}{seeds}-{kind_slug()}.json").write_text(json.dumps({
-        "dataset": settings.dataset, "fidelity": fid, "seeds": args.seeds, "cpu": cpu_kind(), **found,
+    (RESULTS / f"separation-{dataset}-{fid}{seeds}-{kind_slug()}.json").write_text(json.dumps({
+        "dataset": dataset, "fidelity": fid, "seeds": args.seeds, "cpu": cpu_kind(), **found,
     }, indent=1))  # fmt: skip
     hm_mean, hm_std, _ = found["handmade_minus_best"]
     print(f"handmade_minus_best={hm_mean:.4f} noise={hm_std:.4f}")

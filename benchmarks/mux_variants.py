@@ -102,6 +102,8 @@ VARIANTS = {
     "mux-rich": Variant(4, 4, (1.0, 1.5, 1.0), train=(1000, 250)),
     "mux-500": Variant(4, 4, (1.0, 1.5, 1.0), train=(500, 250)),  # between fashion-mux and mux-rich (train it at 12x500)
     "mux-rich-trap": Variant(4, 4, (1.0, 3.0, 1.0), train=(1000, 250)),  # and a brightness distractor twice as bright
+    "mux6-plain2-500": Variant(6, 2, (1.0, 1.5, 1.0), train=(500, 250)),  # mux-500's sizes, three quarters multiplexed (train it at 12x500)
+    "mux-500-trap": Variant(4, 4, (1.0, 3.0, 1.0), train=(500, 250)),  # mux-500 with a brightness distractor twice as bright
 }
 CARRIER_SEED = 20261129
 

@@ -2,6 +2,7 @@
 
     python benchmarks/proxy_fidelity.py --seeds 0 1
     python benchmarks/proxy_fidelity.py --fidelities 10x250 15x250 --seeds 0 1
+    python benchmarks/proxy_fidelity.py --variant mux-500 --fidelity 12x500 --fidelities 5x500 --seeds 0 1
 
 Candidates on a preset's benchmark (the embedded default unless ``--preset``): the four
 baselines at the preset's budget, the hand-made allocation of ``benchmark_separation.py`` and
@@ -10,7 +11,8 @@ log scale and random shares: what random search proposes). Each is trained at ev
 ``--fidelities`` (``EPOCHSxIMAGES`` per task; the preset's own is added) and at the
 ``--reference`` fidelity (three times the preset's epochs on the same images: on fashion-mux
 the 250 training images of a domain are all it has), for every seed, in two processes of one
-torch thread each. Everything trained is kept in ``benchmarks/results/trained.jsonl``; only rows
+torch thread each. ``--variant`` ranks them on a variant of ``mux_variants.py`` instead (its
+default fidelity given with ``--fidelity``). Everything trained is kept in ``benchmarks/results/trained.jsonl``; only rows
 trained on this kind of CPU (and recorded as such) are reused.
 
 Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
@@ -56,12 +58,16 @@ def main() -> None:
     parser.add_argument("--preset", default="embedded")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--fidelities", nargs="*", default=[], help="cheaper fidelities to rank too (the preset's is always in)")
-    parser.add_argument("--reference", help="EPOCHSxIMAGES (default: 3 x the preset's epochs, same images)")
+    parser.add_argument("--fidelity", help="EPOCHSxIMAGES of the default under test (default: the preset's)")
+    parser.add_argument("--reference", help="EPOCHSxIMAGES (default: 3 x the default's epochs, same images)")
+    parser.add_argument("--variant", help="a fashion-mux variant of benchmarks/mux_variants.py, built in memory, instead of the preset's data")
     parser.add_argument("--searched", type=int, default=8, help="allocations drawn from the search space")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
     base = embedded(args.preset)
+    if args.fidelity:
+        base = with_fidelity(base, args.fidelity)
     default = fidelity_name(base.fidelity)
     reference = args.reference or f"{3 * base.fidelity.epochs}x{base.fidelity.train_size}"
     fidelities = list(dict.fromkeys([*args.fidelities, default, reference]))
@@ -74,14 +80,15 @@ def main() -> None:
         print(f"  {row['fidelity']:>8} seed {row['seed']} {row['label']:<24} specific {row['specific_fraction']:.4f}  "
               f"accuracy {row['accuracy']:.4f}  {row['seconds']:5.1f} s", flush=True)  # fmt: skip
 
-    trained = train_many(jobs, cache, processes=args.processes, on_row=progress)
+    trained = train_many(jobs, cache, processes=args.processes, on_row=progress, variant=args.variant)
     rows = [{"candidate": label, "fidelity": fidelity_name(s.fidelity), "seed": seed, "accuracy": r["accuracy"],
              "specific_fraction": r["specific_fraction"], "params": r["params"], "seconds": r["seconds"]}
             for (s, _, seed, label), r in zip(jobs, trained)]  # fmt: skip
     frame = pd.DataFrame(rows)
     means = frame.pivot_table(index="candidate", columns="fidelity", values="accuracy", aggfunc="mean")[fidelities]
     seconds = frame.groupby("fidelity")["seconds"].mean()
-    print(f"{base.dataset}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
+    name = f"{base.dataset} variant {args.variant}" if args.variant else base.dataset
+    print(f"{name}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
     print(means.sort_values(reference, ascending=False).round(4).to_string())
 
     def ranks(fid: str, seed: int) -> pd.Series:
@@ -98,8 +105,9 @@ def main() -> None:
         print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
               f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"proxy_fidelity-{base.dataset}-{reference}-{kind_slug()}.json").write_text(json.dumps({
-        "dataset": base.dataset, "reference": reference, "seeds": args.seeds, "cpu": cpu_kind(), "rows": rows, "spearman": spearman,
+    dataset = f"{base.dataset}-variant-{args.variant}" if args.variant else base.dataset
+    (RESULTS / f"proxy_fidelity-{dataset}-{reference}-{kind_slug()}.json").write_text(json.dumps({
+        "dataset": dataset, "reference": reference, "seeds": args.seeds, "cpu": cpu_kind(), "rows": rows, "spearman": spearman,
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),
         "candidates": {label: drawn_params(base, a) for label, a in candidates},
     }, indent=1))  # fmt: skip
