@@ -178,6 +178,21 @@ def kind_slug() -> str:
     return cpu_kind().replace(" ", "-")
 
 
+def run_file(dataset: str, name: str, fidelity: str, seed: int) -> Path:
+    """Where ``sampler_efficiency.py`` keeps a run of this kind of CPU: a run of another kind is
+    another draw of the objective, kept beside it, not overwritten."""
+    return RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}-{kind_slug()}.json"
+
+
+def kept_run(dataset: str, name: str, fidelity: str, seed: int) -> dict | None:
+    """The run of this kind of CPU, else the one kept before runs were named by their kind
+    (whatever kind it records), else None."""
+    for path in (run_file(dataset, name, fidelity, seed), RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}.json"):
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
+
+
 def kind_of(recorded: dict) -> str:
     """The CPU kind a cached row or a kept run was trained on."""
     return recorded.get("cpu", UNRECORDED)

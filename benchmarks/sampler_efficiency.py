@@ -18,7 +18,8 @@ is another draw of the noise, and a sampler would be judged on another objective
 ``--early-stop MARGIN`` the worker applies the opt-in rule; a kept candidate is then stopped or
 not exactly as training it again would.
 
-Runs go to ``benchmarks/results/runs/<dataset>-<sampler>-<fidelity>-seed<seed>.json``, two at a
+Runs go to ``benchmarks/results/runs/<dataset>-<sampler>-<fidelity>-seed<seed>-<cpu kind>.json``
+(runs kept before the kind was in the name have none), two at a
 time in processes of one torch thread each (``--processes``), and a later invocation reuses
 them. Prints, per sampler, the hypervolume after 10, 20, 30 and 40 trained trials (mean over
 seeds), the over-budget proposals (none, by construction) and the trained trials each run
@@ -41,7 +42,7 @@ import optuna
 import torch
 
 import mtlsearch
-from _quality import RESULTS, Cache, cpu_kind, data_id, embedded, fidelity_name, kind_of, tasks_for, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, data_id, embedded, fidelity_name, kept_run, kind_of, run_file, tasks_for, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
@@ -153,14 +154,12 @@ def main() -> None:
     folder = RESULTS / "runs"
     folder.mkdir(parents=True, exist_ok=True)
 
-    def path_of(name: str, seed: int) -> Path:
-        return folder / f"{base.dataset}-{name}-{fidelity}-seed{seed}.json"
 
     def name_of(sampler: str, margin: float | None) -> str:
         return sampler if margin is None else f"{sampler}+early-stop{margin:g}"
 
     def kept(name: str, seed: int) -> dict | None:
-        return json.loads(path_of(name, seed).read_text()) if path_of(name, seed).exists() else None
+        return kept_run(base.dataset, name, fidelity, seed)
 
     def current(run: dict | None) -> bool:  # the asked length, trained on this kind of CPU
         return run is not None and run["n_trials"] == args.n_trials and kind_of(run) == cpu_kind()
@@ -173,7 +172,7 @@ def main() -> None:
         with get_context("spawn").Pool(args.processes) as pool:
             for out in pool.imap_unordered(run, todo):
                 name = name_of(out["sampler"], out["early_stop"])
-                path_of(name, out["seed"]).write_text(json.dumps(out | {"name": name}, indent=1))
+                run_file(base.dataset, name, fidelity, out["seed"]).write_text(json.dumps(out | {"name": name}, indent=1))
                 hv = out["hypervolume"]
                 print(f"  {name:<22} seed {out['seed']}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of "
                       f"training, {out['infeasible']} over-budget proposals, {out['reused']} reused, {out['stopped']} stopped", flush=True)  # fmt: skip

@@ -26,7 +26,7 @@ import json
 import statistics
 from pathlib import Path
 
-from _quality import RESULTS, Cache, embedded, fidelity_name, train_many
+from _quality import RESULTS, Cache, embedded, fidelity_name, kept_run, train_many
 from benchmark_separation import candidates
 
 BOTTOM = "bottom-specific"
@@ -52,8 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = embedded(args.preset)
     searched_at = args.fidelity or fidelity_name(settings.fidelity)
-    runs = {seed: json.loads((RESULTS / "runs" / f"{settings.dataset}-{args.sampler}-{searched_at}-seed{seed}.json").read_text())
-            for seed in args.run_seeds}  # fmt: skip
+    runs = {seed: kept_run(settings.dataset, args.sampler, searched_at, seed) for seed in args.run_seeds}
+    missing = [seed for seed, run in runs.items() if run is None]
+    if missing:
+        parser.error(f"no {args.sampler} run at {searched_at} with sampler seeds {missing}: run benchmarks/sampler_efficiency.py first")
     fixed = candidates(settings)
     picks: dict[str, dict[str, float]] = {}
     for seed, run in runs.items():
