@@ -87,8 +87,8 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     means = frame.pivot_table(index="candidate", columns="fidelity", values="accuracy", aggfunc="mean")[fidelities]
     seconds = frame.groupby("fidelity")["seconds"].mean()
-    name = f"{base.dataset} variant {args.variant}" if args.variant else base.dataset
-    print(f"{name}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
+    dataset = f"{base.dataset}-variant-{args.variant}" if args.variant else base.dataset
+    print(f"{dataset}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
     print(means.sort_values(reference, ascending=False).round(4).to_string())
 
     def ranks(fid: str, seed: int) -> pd.Series:
@@ -105,7 +105,6 @@ def main() -> None:
         print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
               f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    dataset = f"{base.dataset}-variant-{args.variant}" if args.variant else base.dataset
     (RESULTS / f"proxy_fidelity-{dataset}-{reference}-{kind_slug()}.json").write_text(json.dumps({
         "dataset": dataset, "reference": reference, "seeds": args.seeds, "cpu": cpu_kind(), "rows": rows, "spearman": spearman,
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),

@@ -151,9 +151,7 @@ def main() -> None:
     variants = [(s, None) for s in args.samplers]
     if args.early_stop is not None:
         variants = [(args.samplers[0], None), (args.samplers[0], args.early_stop)]
-    folder = RESULTS / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
-
+    (RESULTS / "runs").mkdir(parents=True, exist_ok=True)
 
     def name_of(sampler: str, margin: float | None) -> str:
         return sampler if margin is None else f"{sampler}+early-stop{margin:g}"

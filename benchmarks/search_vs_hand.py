@@ -22,7 +22,6 @@ of that difference>``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
