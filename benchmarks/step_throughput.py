@@ -9,11 +9,17 @@ call per layer and task) and all tasks stacked in the channels ("stacked": one g
 per layer). Rounds are interleaved in one process so all see the same machine state. The last
 lines are ``ratio_loop=``, ``ratio_stacked=`` (multi-domain images/s over plain images/s) and
 ``ratio=``, the ratio of the faster way, which is the one ``--execution auto`` trains with.
+``--profile N`` first prints, for plain timm and for each multi-domain way, a torch profiler
+table of the operators that took the most device time over N steps (where the time goes when
+the ratio is low). ``--stacked-contiguous`` adds a third way on CUDA: stacked, with weights and
+activations in the default (NCHW) layout instead of channels-last, to see whether cuDNN's
+grouped convolutions are faster there.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 
 import torch
@@ -21,8 +27,8 @@ import torch.nn.functional as F
 
 from _timing import seconds_per_step
 from mtlsearch import Fidelity
-from mtlsearch._train import fast_path, make_optimizer, resolve_device, to_model_input, train_step
-from mtlsearch.models import DEFAULT_INPUT, backbone_spec, build_model, get_backbone, strategy_allocation
+from mtlsearch._train import _stacked, fast_path, make_optimizer, resolve_device, to_model_input, train_step
+from mtlsearch.models import DEFAULT_INPUT, backbone_spec, build_model, get_backbone, stack_tasks, strategy_allocation
 
 
 def main() -> None:
@@ -38,6 +44,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--execution", choices=("both", "loop", "stacked"), default="both")
+    parser.add_argument("--stacked-contiguous", action="store_true", help="also time stacked in the NCHW layout (CUDA)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top operators of N profiled steps of each")
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -67,6 +75,20 @@ def main() -> None:
     def stacked_step() -> None:
         train_step(multi, multi_opt, batches, multi_precision, stacked=True)
 
+    contiguous = copy.deepcopy(multi)  # weights in NCHW, for --stacked-contiguous
+    for tensor in (*contiguous.parameters(), *contiguous.buffers()):
+        tensor.data = tensor.data.contiguous()
+    contiguous_opt, _ = make_optimizer(contiguous, fidelity, 1)
+    stacked_config = _stacked(contiguous.input_config, args.tasks)
+
+    def contiguous_step() -> None:
+        contiguous_opt.zero_grad(set_to_none=True)
+        with multi_precision:
+            logits = contiguous.forward_stacked(stacked_config.normalise(stack_tasks([x for x, _ in batches])).contiguous())
+            loss = sum(F.cross_entropy(out, y) for out, (_, y) in zip(logits, batches))
+        loss.backward()  # type: ignore[union-attr]
+        contiguous_opt.step()
+
     def plain_step() -> None:
         plain_opt.zero_grad(set_to_none=True)
         with plain_precision:
@@ -78,10 +100,17 @@ def main() -> None:
         return args.tasks * args.batch / seconds_per_step(step, args.steps, device, warmup=2)
 
     multi.train()
+    contiguous.train()
     plain.train()
     steps = {"plain": plain_step, "loop": loop_step, "stacked": stacked_step}
     if args.execution != "both":
         del steps["stacked" if args.execution == "loop" else "loop"]
+    if args.stacked_contiguous:
+        steps["stacked-nchw"] = contiguous_step
+    if args.profile:
+        for name, step in steps.items():
+            print(f"--- {name}: top operators over {args.profile} steps ---")
+            print(profile_table(step, args.profile, device))
     rates: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(args.rounds):
         names = list(steps) if r % 2 == 0 else list(reversed(steps))
@@ -92,14 +121,31 @@ def main() -> None:
     print(f"device={device} ({card}) backbone={args.backbone} strategy={args.strategy} budget={args.budget} tasks={args.tasks} "
           f"batch/task={args.batch} image={args.image_size}px threads={torch.get_num_threads()}")
     print(f"plain timm:              {median['plain']:.0f} images/s (median of {args.rounds} rounds)")
-    for way in ("loop", "stacked"):
-        if way in median:
-            print(f"multi-domain, {way + ':':9}  {median[way]:.0f} images/s")
-    for way in ("loop", "stacked"):
-        if way in median:
-            print(f"ratio_{way}={median[way] / median['plain']:.3f}")
+    ways = [w for w in ("loop", "stacked", "stacked-nchw") if w in median]
+    for way in ways:
+        print(f"multi-domain, {way + ':':14}  {median[way]:.0f} images/s")
+    for way in ways:
+        print(f"ratio_{way.replace('-', '_')}={median[way] / median['plain']:.3f}")
     best = max(median[w] for w in ("loop", "stacked") if w in median)
     print(f"ratio={best / median['plain']:.3f}")
+
+
+def profile_table(step, steps: int, device: str) -> str:  # type: ignore[no-untyped-def]
+    """The operators of ``steps`` calls of ``step`` (after two untimed ones) that took the most
+    device time (self time on the GPU on CUDA, on the CPU otherwise), as torch prints them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    on_cuda = device.startswith("cuda")
+    for _ in range(2):
+        step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if on_cuda:
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if on_cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60)
 
 
 if __name__ == "__main__":

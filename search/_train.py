@@ -85,8 +85,19 @@ def fast_path(model: MultiDomainNet, device: str) -> contextlib.AbstractContextM
     if not device.startswith("cuda"):
         return contextlib.nullcontext()
     torch.backends.cudnn.benchmark = True
-    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    channels_last(model)
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+
+
+def channels_last(model: torch.nn.Module) -> None:
+    """Lay out the model's 4-D weights channels-last, in place. ``Module.to(memory_format=)``
+    cannot: it also converts 5-D tensors and refuses them, and a task-specific filter bank is
+    5-D (tasks x out x in x k x k)."""
+    import torch
+
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def to_model_input(images: torch.Tensor, config: InputConfig) -> torch.Tensor:

@@ -142,3 +142,21 @@ def test_the_execution_is_stored_with_each_trial(tmp_path: Path) -> None:
     exported = run_cli("export", "--storage", url, "--out", "t.csv", cwd=tmp_path)
     frame = pd.read_csv(tmp_path / "t.csv")
     assert exported.returncode == 0 and list(frame.loc[frame.state == "COMPLETE", "execution"]) == ["stacked"]
+
+
+@pytest.mark.parametrize("backbone", ["resnet18-narrow", "mobilenetv2_100"])
+def test_the_cuda_layout_takes_models_with_task_specific_filters(backbone: str) -> None:
+    # the CUDA fast path lays the weights out channels-last; a task-specific filter bank is a
+    # 5-D tensor, which Module.to(memory_format=channels_last) refuses (it failed every
+    # candidate with task-specific filters on a GPU)
+    from mtlsearch._train import channels_last
+
+    model = _model(backbone, strategy="bottom-specific").eval()
+    assert any(p.dim() == 5 for p in model.parameters())
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = [model(x, t) for t in range(3)]
+    channels_last(model)
+    four_d = [p for p in model.parameters() if p.dim() == 4]
+    assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
+    for t, expected in enumerate(before):
+        torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last), t), expected, rtol=1e-4, atol=1e-5)
