@@ -93,14 +93,10 @@ def data_id(settings: Settings) -> str:
 
 @functools.cache
 def _data_id(dataset: str, data_root: str | None) -> str:
-    import hashlib
-    from importlib import resources
-
-    from mtlsearch.datasets import EMBEDDED_BENCHMARKS
+    from mtlsearch.datasets import EMBEDDED_BENCHMARKS, embedded_digest
 
     if dataset in EMBEDDED_BENCHMARKS:
-        path = resources.files("mtlsearch.datasets").joinpath(EMBEDDED_BENCHMARKS[dataset].file)
-        return f"{dataset}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+        return f"{dataset}@{embedded_digest(dataset)}"
     return f"{dataset}:{data_root}"
 
 

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -66,6 +68,14 @@ def _archive(benchmark: EmbeddedBenchmark) -> Traversable:
             f"rebuild it with 'python -m mtlsearch.datasets.{benchmark.builder}'"
         )
     return path
+
+
+@functools.cache
+def embedded_digest(name: str = EMBEDDED) -> str:
+    """The first 12 hex digits of the SHA-256 of an embedded benchmark's file: which build of it
+    this installation ships (a study records it, and refuses a worker whose file differs)."""
+    with _archive(_benchmark(name)).open("rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()[:12]
 
 
 def embedded_classes(name: str = EMBEDDED) -> list[tuple[str, ...]]:

@@ -32,6 +32,7 @@ from mtlsearch._settings import DEFAULT_PRESET, Settings, resolve_settings, with
 from mtlsearch._storage import Heartbeat, check_storage, creation_lock, open_storage, refused_write, resolve_url
 from mtlsearch._study import (
     DEFAULT_N_TRIALS,
+    check_data,
     check_shapes,
     create_or_load,
     default_study_name,
@@ -165,6 +166,7 @@ def join_study(
     study = load_study(opened, study_name, hint=f"create it first: mtlsearch create --study-name {study_name} --storage URL [settings]")
     settings = with_weights(stored_settings(study), weights)  # type: ignore[arg-type]
     check_shapes(study, settings)
+    check_data(study, settings)
     return study, settings, int(study.user_attrs.get(TARGET_ATTR, DEFAULT_N_TRIALS))
 
 
@@ -279,6 +281,7 @@ def train(
         weights = Path(settings.weights) if settings.weights else None
     if head_warmup_epochs is not None:
         settings = dataclasses.replace(settings, fidelity=dataclasses.replace(settings.fidelity, head_warmup_epochs=head_warmup_epochs))
+    check_data(study, settings)
     spec = study_spec(study, settings)
     if strategy is not None:
         if strategy not in STRATEGIES:

@@ -34,6 +34,7 @@ TARGET_ATTR = "n_trials"  # the study-wide target of trained trials that workers
 # study system attributes
 SHAPES_ATTR = "mtlsearch:shape_table"  # the backbone's BackboneSpec, so readers need no torch
 SPACE_ATTR = "mtlsearch:space"  # the search space's version (BudgetSpace)
+DATA_ATTR = "mtlsearch:data_digest"  # an embedded benchmark's file digest (embedded_digest), when the study trains on one
 REPEAT_PREFIX = "mtlsearch:repeat:"  # + "<trial>:<seed>": one --repeats result per key
 
 # trial user attributes (DESIGN.md's study contract, and mtlsearch's own)

@@ -7,7 +7,7 @@ from pathlib import Path
 from functools import cache
 from typing import TYPE_CHECKING
 
-from mtlsearch._schema import ALLOCATION, SETTINGS_ATTR, SHAPES_ATTR, SPACE_ATTR, STRATEGY, TARGET_ATTR
+from mtlsearch._schema import ALLOCATION, DATA_ATTR, SETTINGS_ATTR, SHAPES_ATTR, SPACE_ATTR, STRATEGY, TARGET_ATTR
 from mtlsearch._settings import Settings, available_presets
 from mtlsearch._space import SPACE_VERSION, BudgetSpace
 from mtlsearch.errors import UsageError
@@ -105,6 +105,7 @@ def create_or_load(
     stored = stored_settings(study)
     if stored is not None:  # an existing study, or another process created it first
         stored.check_same(settings, name)
+        check_data(study, settings)
         return study, False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -112,6 +113,9 @@ def create_or_load(
     space = space_for(settings)
     study._storage.set_study_system_attr(study._study_id, SHAPES_ATTR, space.spec.to_dict())
     study._storage.set_study_system_attr(study._study_id, SPACE_ATTR, SPACE_VERSION)
+    digest = _embedded_digest(settings)
+    if digest is not None:
+        study._storage.set_study_system_attr(study._study_id, DATA_ATTR, digest)
     study.set_user_attr(SETTINGS_ATTR, settings.to_dict())  # last: its presence says the study is made
     for strategy in BASELINES:
         allocation = strategy_allocation(
@@ -142,6 +146,26 @@ def check_shapes(study: optuna.Study, settings: Settings) -> None:
         raise UsageError(
             f"timm {timm.__version__} on this machine builds {settings.backbone} with other layers than the "
             f"machine that created study {study.study_name!r}: install the timm version used there"
+        )
+
+
+def _embedded_digest(settings: Settings) -> str | None:
+    from mtlsearch.datasets import EMBEDDED_BENCHMARKS, embedded_digest
+
+    return embedded_digest(settings.dataset) if settings.dataset in EMBEDDED_BENCHMARKS else None
+
+
+def check_data(study: optuna.Study, settings: Settings) -> None:
+    """A study on an embedded benchmark trains on the file it was created with: one that this
+    installation ships in another build (a new mtlsearch that rebuilt it) would score new trials
+    on other images than the old ones. Studies made before the digest was recorded pass."""
+    stored = study._storage.get_study_system_attrs(study._study_id).get(DATA_ATTR)
+    here = _embedded_digest(settings)
+    if stored is not None and here is not None and stored != here:
+        raise UsageError(
+            f"study {study.study_name!r} was created on build {stored} of the embedded benchmark {settings.dataset}, and this "
+            f"mtlsearch ships build {here}: new trials would not compare with its trials; resume it with the mtlsearch "
+            "version that created it, or start a new study (another --study-name)"
         )
 
 

@@ -108,3 +108,26 @@ def test_a_worker_whose_timm_builds_another_backbone_is_refused(stored) -> None:
     result = run_cli("worker", "--study-name", "tampered", "--storage", url, cwd=folder)
     assert result.returncode == 2
     assert "builds resnet18-narrow with other layers" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_study_made_on_another_build_of_the_embedded_benchmark_is_refused(stored) -> None:
+    # a new mtlsearch that rebuilt the embedded file would score new trials on other images
+    from mtlsearch._schema import DATA_ATTR
+    from mtlsearch.datasets import embedded_digest
+    from mtlsearch.errors import UsageError
+
+    url, study, settings, folder = stored
+    storage = open_storage(url)
+    other, _ = create_or_load(storage, "rebuilt", settings)
+    assert storage.get_study_system_attrs(other._study_id)[DATA_ATTR] == embedded_digest(settings.dataset)
+    storage.set_study_system_attr(other._study_id, DATA_ATTR, "0123456789ab")  # as if made by an mtlsearch with another file
+    trials = len(other.trials)
+    for command in (("worker",), ("train", "--strategy", "shared", "--out", "runs/shared")):
+        result = run_cli(*command, "--study-name", "rebuilt", "--storage", url, cwd=folder)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert f"created on build 0123456789ab of the embedded benchmark {settings.dataset}" in result.stderr
+        assert f"ships build {embedded_digest(settings.dataset)}" in result.stderr
+    with pytest.raises(UsageError, match="resume it with the mtlsearch version that created it"):
+        create_or_load(storage, "rebuilt", settings)  # what run and create do on an existing study
+    assert len(other.trials) == trials and not (folder / "runs").exists()
+    create_or_load(storage, "known", settings)  # a study made on this build still resumes
