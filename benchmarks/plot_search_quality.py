@@ -1,9 +1,13 @@
 """The pictures of docs/search-quality.md, from the JSON the search-quality benchmarks wrote.
 
-    python benchmarks/plot_search_quality.py --out docs/img
+    python benchmarks/plot_search_quality.py --out docs/img [--kind "x86_64 AVX512 AuthenticAMD"]
 
 Writes one self-contained HTML per figure next to a PNG drawn by headless Chromium (when
-``chromium`` is on the PATH). The last line names the files written.
+``chromium`` is on the PATH). The control's pictures (section C: ``search-quality-fidelity``,
+``-samplers``, ``-front``, ``-early-stop``) come from the fashion-domains runs; fashion-mux's
+(section 4: ``search-quality-mux-samplers``, ``-mux-front``) from the runs of one kind of CPU
+(this machine's unless ``--kind`` names another), since a run on another kind is another draw
+of the objective. The last line names the files written.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from _quality import RESULTS
+from _quality import RESULTS, cpu_kind
 
 COLORS = {"tpe": "#d62728", "random": "#7f7f7f", "nsga2": "#1f77b4", "gp": "#2ca02c"}
 
@@ -63,24 +67,48 @@ def hypervolume_figure(runs: dict, title: str, x: str = "trials") -> go.Figure:
     return fig
 
 
-def front_figure(runs: dict) -> go.Figure:
+def kept_runs() -> dict[tuple[str, str, str], dict[str, list[dict]]]:
+    """Every kept sampler run, grouped by (benchmark, fidelity, CPU kind) and then by sampler.
+    Runs kept before the benchmark or the kind was in their file name are the control's (no
+    ``dataset``) and of an unrecorded kind."""
+    groups: dict[tuple[str, str, str], dict[str, list[dict]]] = {}
+    for path in sorted((RESULTS / "runs").glob("*.json")):
+        run = json.loads(path.read_text())
+        marker = f"-seed{run['seed']}-"
+        kind = path.stem.split(marker, 1)[1].replace("-", " ") if marker in path.stem else "unrecorded"
+        key = (run.get("dataset") or "fashion-domains", run["fidelity"], kind)
+        groups.setdefault(key, {}).setdefault(run["name"], []).append(run)
+    return groups
+
+
+def _trained(trial: dict) -> tuple[float, float] | None:
+    """``(params, accuracy)`` of a trained trial as a kept run records it (``kind`` and the two
+    values; runs kept before that: ``state`` and ``values``), else None."""
+    if trial.get("kind") == "trained":
+        return trial["params"], trial["accuracy"]
+    if trial.get("state") == "COMPLETE":
+        return trial["values"][1], trial["values"][0]
+    return None
+
+
+def front_figure(runs: dict, title: str) -> go.Figure:
     """Every trained trial of every sampler run: what the front looks like."""
     symbols = {"shared": "square", "bottom-specific": "triangle-down", "top-specific": "triangle-up", "random": "diamond"}
     fig = go.Figure()
     for name, seeds in runs.items():
-        points = [(t["values"][1], t["values"][0], r["seed"], t["number"]) for r in seeds for t in r["trials"]
-                  if t["state"] == "COMPLETE" and t["strategy"] == "search"]  # fmt: skip
+        points = [(*_trained(t), r["seed"], t["number"]) for r in seeds for t in r["trials"] if _trained(t) and t["strategy"] == "search"]
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="markers", name=name, opacity=0.7,
                                  marker={"color": COLORS.get(name, "#9467bd"), "size": 7},
                                  hovertext=[f"{name} seed {p[2]} trial {p[3]}" for p in points], hoverinfo="text+x+y"))  # fmt: skip
     first = next(iter(runs.values()))[0]
     shown: set[str] = set()
     for t in first["trials"]:
-        if t["state"] == "COMPLETE" and t["strategy"] in symbols and t["strategy"] not in shown:
+        if _trained(t) and t["strategy"] in symbols and t["strategy"] not in shown:
             shown.add(t["strategy"])
-            fig.add_trace(go.Scatter(x=[t["values"][1]], y=[t["values"][0]], mode="markers+text", text=[t["strategy"]], textposition="bottom center",
+            params, accuracy = _trained(t)  # type: ignore[misc]
+            fig.add_trace(go.Scatter(x=[params], y=[accuracy], mode="markers+text", text=[t["strategy"]], textposition="bottom center",
                                      name=t["strategy"], marker={"symbol": symbols[t["strategy"]], "size": 14, "color": "black"}))  # fmt: skip
-    fig.update_layout(title=f"Every trained candidate of every run (budget 0.1, {first['fidelity']}, training seed 0)", template="plotly_white",
+    fig.update_layout(title=title, template="plotly_white",
                       height=520, width=1000, xaxis={"title": "parameters (shared + every task's own)"}, yaxis={"title": "mean validation accuracy"})  # fmt: skip
     return fig
 
@@ -111,23 +139,31 @@ def shoot(html: Path, png: Path, width: int, height: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    parser.add_argument("--kind", default=None, help="the CPU kind of the fashion-mux runs to draw (default: this machine's)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     figures = {}
     if (RESULTS / "proxy_fidelity.json").exists():
         figures["fidelity"] = fidelity_figure(json.loads((RESULTS / "proxy_fidelity.json").read_text()))
-    runs: dict[str, list[dict]] = {}
-    for path in sorted((RESULTS / "runs").glob("*.json")):
-        run = json.loads(path.read_text())
-        runs.setdefault(run["name"], []).append(run)
-    searched = {k: v for k, v in runs.items() if "early-stop" not in k}
-    if searched:
-        fidelity = next(iter(searched.values()))[0]["fidelity"]
-        figures["samplers"] = hypervolume_figure(searched, f"Hypervolume against trained trials, budget 0.1, {fidelity} (thin: one seed; thick: mean)")
-        figures["front"] = front_figure(searched)
-    stopping = {k: v for k, v in runs.items() if "early-stop" in k}
-    if stopping and "tpe" in runs:
-        figures["early-stop"] = early_stop_figure({"tpe": runs["tpe"], **stopping})
+    groups = kept_runs()
+    kind = args.kind or cpu_kind()
+    for (dataset, fidelity, run_kind), runs in sorted(groups.items()):
+        searched = {k: v for k, v in runs.items() if "early-stop" not in k}
+        if dataset == "fashion-domains":
+            prefix, where = "", "fashion-domains (the control)"
+        elif dataset == "fashion-mux" and run_kind == kind:
+            prefix, where = "mux-", f"fashion-mux, {kind}"
+        else:
+            continue
+        if searched:
+            seeds = sorted({len(v) for v in searched.values()})
+            figures[prefix + "samplers"] = hypervolume_figure(
+                searched, f"Hypervolume against trained trials: {where}<br><sup>budget 0.1, {fidelity}, {'/'.join(map(str, seeds))} runs a sampler (thin: one run; thick: their mean)</sup>"
+            )
+            figures[prefix + "front"] = front_figure(searched, f"Every trained candidate of every run: {where}<br><sup>budget 0.1, {fidelity}, training seed 0</sup>")
+        stopping = {k: v for k, v in runs.items() if "early-stop" in k}
+        if stopping and "tpe" in runs:
+            figures[prefix + "early-stop"] = early_stop_figure({"tpe": runs["tpe"], **stopping})
     written = []
     for name, fig in figures.items():
         html = args.out / f"search-quality-{name}.html"
