@@ -104,6 +104,10 @@ VARIANTS = {
     "mux-rich-trap": Variant(4, 4, (1.0, 3.0, 1.0), train=(1000, 250)),  # and a brightness distractor twice as bright
     "mux6-plain2-500": Variant(6, 2, (1.0, 1.5, 1.0), train=(500, 250)),  # mux-500's sizes, three quarters multiplexed (train it at 12x500)
     "mux-500-trap": Variant(4, 4, (1.0, 3.0, 1.0), train=(500, 250)),  # mux-500 with a brightness distractor twice as bright
+    # mux2-plain6 (the plain majority that met 1b reversed) with a brighter trap: a larger own-filter
+    # gain on the two multiplexed domains for target 2, the plain domains' loss under split layers for 1b
+    "mux2-plain6-trap2": Variant(2, 6, (1.0, 2.0, 1.0)),
+    "mux2-plain6-trap3": Variant(2, 6, (1.0, 3.0, 1.0)),
 }
 CARRIER_SEED = 20261129
 
