@@ -2,8 +2,9 @@
 # The GPU measurement of docs/benchmarks.md as one command: the multi-domain training step
 # (both ways: loop and stacked) against plain timm training of the same backbone, for the
 # paper's two backbones at 224 px, 5 tasks of 32 images each per step, budget 0.2 as in the
-# FGC presets, each after a profiler table of its top kernels. Needs an NVIDIA GPU and torch, torchvision and timm; mtlsearch itself is
-# taken from this checkout when it is not installed (nothing is built or fetched).
+# FGC presets, each after a profiler table of its top kernels. Needs an NVIDIA GPU and torch,
+# torchvision and timm; mtlsearch itself is taken from this checkout when it is not installed
+# (nothing is built or fetched).
 # About five minutes on an H200.
 #
 #     bash benchmarks/gpu_throughput.sh [cuda:N] | tee gpu-throughput.txt

@@ -75,20 +75,6 @@ def main() -> None:
     def stacked_step() -> None:
         train_step(multi, multi_opt, batches, multi_precision, stacked=True)
 
-    contiguous = copy.deepcopy(multi)  # weights in NCHW, for --stacked-contiguous
-    for tensor in (*contiguous.parameters(), *contiguous.buffers()):
-        tensor.data = tensor.data.contiguous()
-    contiguous_opt, _ = make_optimizer(contiguous, fidelity, 1)
-    stacked_config = _stacked(contiguous.input_config, args.tasks)
-
-    def contiguous_step() -> None:
-        contiguous_opt.zero_grad(set_to_none=True)
-        with multi_precision:
-            logits = contiguous.forward_stacked(stacked_config.normalise(stack_tasks([x for x, _ in batches])).contiguous())
-            loss = sum(F.cross_entropy(out, y) for out, (_, y) in zip(logits, batches))
-        loss.backward()  # type: ignore[union-attr]
-        contiguous_opt.step()
-
     def plain_step() -> None:
         plain_opt.zero_grad(set_to_none=True)
         with plain_precision:
@@ -100,13 +86,12 @@ def main() -> None:
         return args.tasks * args.batch / seconds_per_step(step, args.steps, device, warmup=2)
 
     multi.train()
-    contiguous.train()
     plain.train()
     steps = {"plain": plain_step, "loop": loop_step, "stacked": stacked_step}
     if args.execution != "both":
         del steps["stacked" if args.execution == "loop" else "loop"]
     if args.stacked_contiguous:
-        steps["stacked-nchw"] = contiguous_step
+        steps["stacked-nchw"] = contiguous_step(multi, batches, fidelity, multi_precision)
     if args.profile:
         for name, step in steps.items():
             print(f"--- {name}: top operators over {args.profile} steps ---")
@@ -128,6 +113,27 @@ def main() -> None:
         print(f"ratio_{way.replace('-', '_')}={median[way] / median['plain']:.3f}")
     best = max(median[w] for w in ("loop", "stacked") if w in median)
     print(f"ratio={best / median['plain']:.3f}")
+
+
+def contiguous_step(multi, batches, fidelity, precision):  # type: ignore[no-untyped-def]
+    """A stacked step of a copy of ``multi`` whose weights and input stay in the default (NCHW)
+    layout, where ``train_step`` lays them out channels-last on CUDA."""
+    model = copy.deepcopy(multi)
+    for tensor in (*model.parameters(), *model.buffers()):
+        tensor.data = tensor.data.contiguous()
+    optimizer, _ = make_optimizer(model, fidelity, 1)
+    config = _stacked(model.input_config, len(batches))
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with precision:
+            logits = model.forward_stacked(config.normalise(stack_tasks([x for x, _ in batches])).contiguous())
+            loss = sum(F.cross_entropy(out, y) for out, (_, y) in zip(logits, batches))
+        loss.backward()  # type: ignore[union-attr]
+        optimizer.step()
+
+    return step
 
 
 def profile_table(step, steps: int, device: str) -> str:  # type: ignore[no-untyped-def]
