@@ -29,7 +29,7 @@ RESULTS = Path(__file__).parent / "results"
 
 # recipe fields a fidelity's name shows when they differ from the Fidelity defaults every cached
 # row was trained with (``25x250+lr0.05``); the name keys the results cache
-_RECIPE = {"lr": float, "val_size": int}  # field -> its type
+_RECIPE = {"lr": float, "val_size": int, "head_warmup_epochs": int}  # field -> its type
 
 
 def fidelity_name(f: Fidelity) -> str:
@@ -189,9 +189,16 @@ def kept_run(dataset: str, name: str, fidelity: str, seed: int) -> dict | None:
     return None
 
 
+# Rows recorded before the kind named the vendor, read as the kind they were trained on: on an
+# Intel Xeon with AVX-512 (2026-12-04) one torch thread repeated such rows to the bit
+# (docs/search-quality.md, section 2a)
+LEGACY_KINDS = {"x86_64 AVX512": "x86_64 AVX512 GenuineIntel"}
+
+
 def kind_of(recorded: dict) -> str:
     """The CPU kind a cached row or a kept run was trained on."""
-    return recorded.get("cpu", UNRECORDED)
+    kind = recorded.get("cpu", UNRECORDED)
+    return LEGACY_KINDS.get(kind, kind)
 
 
 def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, data: str | None = None) -> dict | None:

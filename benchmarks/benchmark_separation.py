@@ -80,30 +80,37 @@ def report(rows: dict[str, list[dict]], groups: dict[str, tuple[str, ...]]) -> d
               + " ".join(f"{t}={v:.3f}" for t, v in per_task.items()))  # fmt: skip
     baselines = [s for s in BASELINES if s in rows]  # a probe may leave some out
     means = {s: summary[s]["mean"] for s in baselines}
-    best, worst = max(means, key=means.get), min(means, key=means.get)  # type: ignore[arg-type]
-    seed_std = statistics.fmean(summary[s]["std"] for s in baselines)
-    spread = means[best] - means[worst]
-    bt_mean, bt_std, bt = paired(rows, "bottom-specific", "top-specific")
     labels = list(rows)
     pooled = math.sqrt(statistics.fmean(paired(rows, a, b)[1] ** 2 for i, a in enumerate(labels) for b in labels[:i]))
     print(f"noise of a difference between two candidates trained with the same seed (pooled over every pair): {pooled:.4f}")
-    print(f"1a. best minus worst baseline ({best} - {worst}): {spread:+.4f}, {spread / seed_std:.1f} x the mean seed std {seed_std:.4f} (target 4)")
-    print(f"1b. bottom- minus top-specific, paired by seed: {bt_mean:+.4f} ± {bt_std:.4f} ({[round(d, 4) for d in bt]}), "
-          f"{abs(bt_mean) / bt_std:.1f} x its std (target 3)")  # fmt: skip
-    handmades = [label for label in rows if label.startswith("hand-made")]
+    best = worst = None
+    spread = seed_std = math.nan
+    if len(baselines) >= 2:
+        best, worst = max(means, key=means.get), min(means, key=means.get)  # type: ignore[arg-type]
+        seed_std = statistics.fmean(summary[s]["std"] for s in baselines)
+        spread = means[best] - means[worst]
+        print(f"1a. best minus worst baseline ({best} - {worst}): {spread:+.4f}, {spread / seed_std:.1f} x the mean seed std {seed_std:.4f} (target 4)")
+    elif baselines:
+        best = baselines[0]
+    bt = None
+    if "bottom-specific" in rows and "top-specific" in rows:
+        bt_mean, bt_std, diffs = bt = paired(rows, "bottom-specific", "top-specific")
+        print(f"1b. bottom- minus top-specific, paired by seed: {bt_mean:+.4f} ± {bt_std:.4f} ({[round(d, 4) for d in diffs]}), "
+              f"{abs(bt_mean) / bt_std:.1f} x its std (target 3)")  # fmt: skip
+    handmades = [label for label in rows if label.startswith("hand-made")] if best else []
     for handmade in handmades:
         hm_mean, hm_std, hm = paired(rows, handmade, best)
         print(f"2.  {handmade} minus the best baseline ({best}), paired by seed: {hm_mean:+.4f} ± {hm_std:.4f} "
               f"({[round(d, 4) for d in hm]}), {hm_mean / hm_std:.1f} x its std (target 3)")  # fmt: skip
     decomposed = {}
-    pairs = [("bottom-specific", "top-specific")] + [pair for h in handmades for pair in ((h, best), (h, "shared"))]
+    pairs = [("bottom-specific", "top-specific")] * (bt is not None) + [pair for h in handmades for pair in ((h, best), (h, "shared")) if pair[1] in rows]
     for a, b in dict.fromkeys(pairs):  # once each, where the best baseline is shared
         decomposed[f"{a} - {b}"] = parts = by_group(rows, a, b, groups) if groups else {}
         if parts:
             print(f"    {a} minus {b} by domain group: " + ", ".join(f"{g} {m:+.4f} ± {s:.4f}" for g, (m, s) in parts.items()))
     return {
         "candidates": summary, "best_minus_worst": spread, "difference_noise": pooled, "mean_seed_std": seed_std,
-        "bottom_minus_top": (bt_mean, bt_std, bt), "handmade_minus_best": paired(rows, handmades[0], best), "best": best, "by_group": decomposed,
+        "bottom_minus_top": bt, "handmade_minus_best": paired(rows, handmades[0], best) if handmades else (math.nan, math.nan, []), "best": best, "by_group": decomposed,
     }  # fmt: skip
 
 

@@ -33,8 +33,10 @@ of ``benchmark_separation.py``, and keeps every variant's in
 hand-made allocation leads the best baseline by the most, in units of its noise.
 
 ``--only`` trains a subset of the candidates (a quick probe; 1a is then over the baselines
-trained), ``--fidelity 25x250+lr0.05`` another learning rate (cached under that name), and
-``--backbone`` another registered backbone (cached under the data id with the backbone).
+trained, 1b only with both bottom- and top-specific), ``--fidelity 25x250+lr0.05`` another
+learning rate (cached under that name), ``--backbone`` another registered backbone (cached
+under the data id with the backbone), and ``--weights`` a checkpoint every candidate starts
+from (``pretrain_backbone.py``; cached under the data id with the checkpoint's digest).
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ VARIANTS = {
     # gain on the two multiplexed domains for target 2, the plain domains' loss under split layers for 1b
     "mux2-plain6-trap2": Variant(2, 6, (1.0, 2.0, 1.0)),
     "mux2-plain6-trap3": Variant(2, 6, (1.0, 3.0, 1.0)),
+    # fashion-mux with the brightness distractor twice as bright: from a backbone pretrained on grey
+    # garments (``--weights``, pretrain_backbone.py) a shared first convolution starts reading it
+    "mux-trap3": Variant(4, 4, (1.0, 3.0, 1.0)),
 }
 CARRIER_SEED = 20261129
 
@@ -209,6 +214,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
     parser.add_argument("--only", nargs="+", metavar="LABEL", help="train and report only these candidates (default: every one)")
     parser.add_argument("--backbone", help="another registered backbone (default: the preset's)")
+    parser.add_argument("--weights", help="a checkpoint of the backbone to start from (pretrain_backbone.py; cached under the data id with its digest)")
     args = parser.parse_args()
     if len(set(args.seeds)) < 2:
         parser.error("give at least two --seeds: every difference is paired by seed and judged by its std over them")
@@ -222,6 +228,10 @@ def main() -> None:
         if args.backbone not in BACKBONES:
             parser.error(f"no backbone {args.backbone!r}: choose from {sorted(BACKBONES)}")
         settings = replace(settings, backbone=args.backbone)
+    if args.weights:  # every candidate starts from the checkpoint: other rows than from a random start
+        digest = hashlib.sha256(Path(args.weights).read_bytes()).hexdigest()[:12]
+        other += f" from weights {digest}"
+        settings = replace(settings, weights=str(Path(args.weights).resolve()))
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)
@@ -234,7 +244,8 @@ def main() -> None:
             parser.error(f"no candidate {unknown[0]!r}: choose from {sorted(allocations)}")
         allocations = {k: v for k, v in allocations.items() if k in args.only}
     cache = Cache(RESULTS / "trained.jsonl")
-    data = {name: variant(name, args.raw)[1] + (f"|backbone={args.backbone}" if other else "") for name in args.variants}
+    suffix = (f"|backbone={settings.backbone}" if args.backbone and args.backbone != embedded().backbone else "") + (f"|weights={digest}" if args.weights else "")
+    data = {name: variant(name, args.raw)[1] + suffix for name in args.variants}
     key = {label: candidate(settings, allocation).key for label, allocation in allocations.items()}  # 8 tasks in every variant
     jobs = [(name, args.raw, data[name], settings, allocation, seed, label) for name in args.variants for label, allocation in allocations.items() for seed in args.seeds]
     missing = [job for job in jobs if cache.get(key[job[6]], fid, job[5], job[2]) is None]
@@ -257,7 +268,7 @@ def main() -> None:
         found = report(rows, {g: d for g, d in (("multiplexed", names[0]), ("plain", names[1])) if d})
         summary[name + other] = {"mux": mux, "plain": plain, "gains": gains, "backbone": settings.backbone, "data": data[name], "seeds": args.seeds, **found}
         mean, std, _ = found["handmade_minus_best"]
-        if not leader[0] or mean / std > leader[1] / leader[2]:
+        if std > 0 and (not leader[0] or mean / std > leader[1] / leader[2]):
             leader = (name, mean, std)
     out.write_text(json.dumps(summary, indent=1))
     print(f"best_variant={leader[0]} handmade_minus_best={leader[1]:.4f} noise={leader[2]:.4f}")
