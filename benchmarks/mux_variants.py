@@ -222,15 +222,18 @@ def main() -> None:
     # a candidate's key is its filter counts, which two backbones may share: another backbone's
     # rows are kept under the data id with the backbone
     other = f" on {args.backbone}" if args.backbone and args.backbone != settings.backbone else ""
+    suffix = ""  # what the data id adds for rows not trained as the preset trains them
     if other:
         from mtlsearch.models import BACKBONES
 
         if args.backbone not in BACKBONES:
             parser.error(f"no backbone {args.backbone!r}: choose from {sorted(BACKBONES)}")
         settings = replace(settings, backbone=args.backbone)
+        suffix += f"|backbone={args.backbone}"
     if args.weights:  # every candidate starts from the checkpoint: other rows than from a random start
         digest = hashlib.sha256(Path(args.weights).read_bytes()).hexdigest()[:12]
         other += f" from weights {digest}"
+        suffix += f"|weights={digest}"
         settings = replace(settings, weights=str(Path(args.weights).resolve()))
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
@@ -244,7 +247,6 @@ def main() -> None:
             parser.error(f"no candidate {unknown[0]!r}: choose from {sorted(allocations)}")
         allocations = {k: v for k, v in allocations.items() if k in args.only}
     cache = Cache(RESULTS / "trained.jsonl")
-    suffix = (f"|backbone={settings.backbone}" if args.backbone and args.backbone != embedded().backbone else "") + (f"|weights={digest}" if args.weights else "")
     data = {name: variant(name, args.raw)[1] + suffix for name in args.variants}
     key = {label: candidate(settings, allocation).key for label, allocation in allocations.items()}  # 8 tasks in every variant
     jobs = [(name, args.raw, data[name], settings, allocation, seed, label) for name in args.variants for label, allocation in allocations.items() for seed in args.seeds]

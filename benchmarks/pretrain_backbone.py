@@ -1,7 +1,7 @@
 """A design probe: the narrow ResNet pretrained on grey Fashion-MNIST garments the benchmark does not hold.
 
     python benchmarks/pretrain_backbone.py --epochs 6
-    python benchmarks/mux_variants.py --variants fashion-mux --weights benchmarks/results/pretrained/resnet18-narrow-grey-6ep.pt
+    python benchmarks/mux_variants.py --variants fashion-mux --weights benchmarks/results/pretrained/resnet18-narrow-grey-6ep-seed0.pt
 
 The paper this tool builds on, and every multi-domain benchmark of its kind, starts the shared
 network from pretrained weights; the embedded benchmarks start from a random one. Section 2a of
