@@ -87,8 +87,23 @@ class Cache:
 
 def data_id(settings: Settings) -> str:
     """What the results of ``settings`` were trained on: an embedded benchmark's name with the
-    digest of its file, else the dataset's name and its root."""
-    return _data_id(settings.dataset, settings.data_root)
+    digest of its file, else the dataset's name and its root; then ``start_of(settings)``."""
+    return _data_id(settings.dataset, settings.data_root) + start_of(settings)
+
+
+def start_of(settings: Settings) -> str:
+    """What a data id adds for candidates that start from a checkpoint, not at random:
+    ``|weights=<its sha256, 12 digits>``, so that the two starts are never paired."""
+    return f"|weights={settings.weights_sha256[:12]}" if settings.weights_sha256 else ""
+
+
+def from_checkpoint(settings: Settings, path: str | Path) -> Settings:
+    """``settings`` with every candidate starting from the checkpoint at ``path``
+    (``pretrain_backbone.py``), its digest kept as a study keeps it."""
+    from mtlsearch._settings import _checkpoint
+
+    where, digest = _checkpoint(Path(path))
+    return replace(settings, weights=where, weights_sha256=digest)
 
 
 @functools.cache
@@ -129,8 +144,10 @@ def _train_row(settings: Settings, allocation: Mapping[str, float], seed: int, l
 
 
 def _trained(settings: Settings, allocation: Mapping[str, float], seed: int, label: str, *, tasks: list | None = None, data: str | None = None) -> tuple[dict, object]:
-    """``_train_row``'s row and the trained model."""
-    tasks = tasks_for(settings) if tasks is None else tasks
+    """``_train_row``'s row and the trained model. ``tasks`` built in memory are cut to the
+    fidelity's images, as a worker loads them: a row's fidelity names what it was trained on."""
+    f = settings.fidelity
+    tasks = tasks_for(settings) if tasks is None else [t.with_train_size(f.train_size).with_val_size(f.val_size) for t in tasks]
     cand = candidate(settings, allocation, tasks=tasks)
     started = time.perf_counter()
     model, result = mtlsearch.train_allocation(dict(allocation), settings, tasks, device="cpu", seed=seed, execution=EXECUTION)
@@ -201,6 +218,11 @@ def kind_of(recorded: dict) -> str:
     return LEGACY_KINDS.get(kind, kind)
 
 
+def _job_data(settings: Settings, variant: str | None) -> str | None:
+    """The data id a job's row is kept under when it is trained on a variant built in memory."""
+    return built(variant)[1] + start_of(settings) if variant else None
+
+
 def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, data: str | None = None) -> dict | None:
     return cache.get(candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed, data or data_id(settings))
 
@@ -232,17 +254,15 @@ def _pool_job(job: tuple[Job, str | None]) -> dict:
     (settings, allocation, seed, label), variant = job
     if variant is None:
         return _train_row(settings, allocation, seed, label)
-    tasks, data = built(variant)
-    return _train_row(settings, allocation, seed, label, tasks=tasks, data=data) | {"variant": variant}
+    return _train_row(settings, allocation, seed, label, tasks=built(variant)[0], data=_job_data(settings, variant)) | {"variant": variant}
 
 
 def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None, variant: str | None = None) -> list[dict]:  # type: ignore[no-untyped-def]
     """Every job's row, training the ones not in ``cache`` in ``processes`` processes of one
     torch thread each (the 2-core machine: one per core); the parent alone writes the cache.
     With ``variant``, on that fashion-mux variant built in memory instead of the preset's data."""
-    data = built(variant)[1] if variant else None
-    missing = [job for job in jobs if _cached(job[0], job[1], job[2], cache, data) is None]
-    keyed = {(data or data_id(job[0]), candidate(job[0], job[1]).key, fidelity_name(job[0].fidelity), job[2]): job for job in missing}
+    missing = [job for job in jobs if _cached(job[0], job[1], job[2], cache, _job_data(job[0], variant)) is None]
+    keyed = {(_job_data(job[0], variant) or data_id(job[0]), candidate(job[0], job[1]).key, fidelity_name(job[0].fidelity), job[2]): job for job in missing}
     missing = list(keyed.values())  # one training per candidate, fidelity and seed
     if processes <= 1:
         for job in missing:
@@ -258,7 +278,7 @@ def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None
                 cache.put(row)
                 if on_row is not None:
                     on_row(row)
-    return [_cached(s, a, seed, cache, data) for s, a, seed, _ in jobs]  # type: ignore[misc]
+    return [_cached(s, a, seed, cache, _job_data(s, variant)) for s, a, seed, _ in jobs]  # type: ignore[misc]
 
 
 def embedded(preset: str = "embedded", **overrides: object) -> Settings:

@@ -33,8 +33,10 @@ of ``benchmark_separation.py``, and keeps every variant's in
 hand-made allocation leads the best baseline by the most, in units of its noise.
 
 ``--only`` trains a subset of the candidates (a quick probe; 1a is then over the baselines
-trained, 1b only with both bottom- and top-specific), ``--fidelity 25x250+lr0.05`` another
-learning rate (cached under that name), ``--backbone`` another registered backbone (cached
+trained, 1b only with both bottom- and top-specific), ``--fidelity`` another recipe, cached
+under its name: ``25x250+lr0.05`` another learning rate, ``25x125`` at most the first 125 of a
+domain's training images (until 2026-12-05 the count was not applied, and the rows so trained
+are kept under the 250 images they had), ``--backbone`` another registered backbone (cached
 under the data id with the backbone), and ``--weights`` a checkpoint every candidate starts
 from (``pretrain_backbone.py``; cached under the data id with the checkpoint's digest).
 """
@@ -54,7 +56,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from _quality import RESULTS, Cache, _train_row, candidate, data_id, embedded, fidelity_name, kind_slug, with_fidelity
+from _quality import RESULTS, Cache, _train_row, candidate, data_id, embedded, fidelity_name, from_checkpoint, kind_slug, start_of, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from benchmark_separation import report
 from mtlsearch.datasets import resize_tasks, tasks_of
@@ -113,6 +115,10 @@ VARIANTS = {
     # fashion-mux with the brightness distractor twice as bright: from a backbone pretrained on grey
     # garments (``--weights``, pretrain_backbone.py) a shared first convolution starts reading it
     "mux-trap3": Variant(4, 4, (1.0, 3.0, 1.0)),
+    # from a weakly pretrained backbone (pretrain_backbone.py --images 2000) both groups of fashion-mux
+    # separate bottom- from top-specific, in opposite directions; more multiplexed domains let theirs win
+    "mux5-plain3": Variant(5, 3, (1.0, 1.5, 1.0)),
+    "mux6-plain2": Variant(6, 2, (1.0, 1.5, 1.0)),
 }
 CARRIER_SEED = 20261129
 
@@ -231,10 +237,9 @@ def main() -> None:
         settings = replace(settings, backbone=args.backbone)
         suffix += f"|backbone={args.backbone}"
     if args.weights:  # every candidate starts from the checkpoint: other rows than from a random start
-        digest = hashlib.sha256(Path(args.weights).read_bytes()).hexdigest()[:12]
-        other += f" from weights {digest}"
-        suffix += f"|weights={digest}"
-        settings = replace(settings, weights=str(Path(args.weights).resolve()))
+        settings = from_checkpoint(settings, args.weights)
+        other += f" from weights {settings.weights_sha256[:12]}"
+        suffix += start_of(settings)
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)

@@ -60,10 +60,13 @@ def main() -> None:
     parser.add_argument("--raw", default=RAW)
     parser.add_argument("--backbone", default="resnet18-narrow")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--images", type=int, default=None,
+                        help="pretrain on this many of the unused images (default: all but the held-out ones): a weaker start")
     parser.add_argument("--fresh-stem", action="store_true",
                         help="write a copy of the trained checkpoint whose stem (``conv1.*``, ``bn1.*``) is a fresh random one instead")
     args = parser.parse_args()
-    out = RESULTS / "pretrained" / f"{args.backbone}-grey-{args.epochs}ep-seed{args.seed}.pt"
+    sized = "" if args.images is None else f"-{args.images}img"
+    out = RESULTS / "pretrained" / f"{args.backbone}-grey-{args.epochs}ep{sized}-seed{args.seed}.pt"
     if args.fresh_stem:  # the layers above keep their pretraining; the stem starts as from scratch
         state = torch.load(out, weights_only=True)
         torch.manual_seed(args.seed + 1)
@@ -79,6 +82,10 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(labels))
     test, train = order[:HELD_OUT], order[HELD_OUT:]
+    if args.images is not None:
+        if not 0 < args.images <= len(train):
+            raise SystemExit(f"--images {args.images}: the remainder holds {len(train)} training images; pass 1 to {len(train)}")
+        train = train[: args.images]
     config = input_config(args.backbone, size=28, imagenet=True)  # what a study with ``weights`` normalises with
     x = config.normalise(torch.from_numpy(np.repeat(images[:, None], 3, axis=1)))
     y = torch.from_numpy(labels.astype(np.int64))

@@ -3,6 +3,7 @@
     python benchmarks/proxy_fidelity.py --seeds 0 1
     python benchmarks/proxy_fidelity.py --fidelities 10x250 15x250 --seeds 0 1
     python benchmarks/proxy_fidelity.py --variant mux-500 --fidelity 12x500 --fidelities 5x500 --seeds 0 1
+    python benchmarks/proxy_fidelity.py --weights benchmarks/results/pretrained/resnet18-narrow-grey-6ep-2000img-seed0.pt --fidelity 25x125 --seeds 0 1
 
 Candidates on a preset's benchmark (the embedded default unless ``--preset``): the four
 baselines at the preset's budget, the hand-made allocation of ``benchmark_separation.py`` and
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, kind_slug, train_many, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -64,8 +65,11 @@ def main() -> None:
     parser.add_argument("--searched", type=int, default=8, help="allocations drawn from the search space")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
+    parser.add_argument("--weights", help="a checkpoint every candidate starts from (pretrain_backbone.py; its rows kept apart by its digest)")
     args = parser.parse_args()
     base = embedded(args.preset)
+    if args.weights:
+        base = from_checkpoint(base, args.weights)
     if args.fidelity:
         base = with_fidelity(base, args.fidelity)
     default = fidelity_name(base.fidelity)
@@ -88,6 +92,7 @@ def main() -> None:
     means = frame.pivot_table(index="candidate", columns="fidelity", values="accuracy", aggfunc="mean")[fidelities]
     seconds = frame.groupby("fidelity")["seconds"].mean()
     dataset = f"{base.dataset}-variant-{args.variant}" if args.variant else base.dataset
+    dataset += f"-weights-{base.weights_sha256[:12]}" if base.weights_sha256 else ""
     print(f"{dataset}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
     print(means.sort_values(reference, ascending=False).round(4).to_string())
 
