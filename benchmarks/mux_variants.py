@@ -116,7 +116,8 @@ VARIANTS = {
     # garments (``--weights``, pretrain_backbone.py) a shared first convolution starts reading it
     "mux-trap3": Variant(4, 4, (1.0, 3.0, 1.0)),
     # from a weakly pretrained backbone (pretrain_backbone.py --images 2000) both groups of fashion-mux
-    # separate bottom- from top-specific, in opposite directions; more multiplexed domains let theirs win
+    # separate bottom- from top-specific, in opposite directions; more multiplexed domains were to let
+    # theirs win, and did not (their own gain shrinks: docs/search-quality.md, section 2a)
     "mux5-plain3": Variant(5, 3, (1.0, 1.5, 1.0)),
     "mux6-plain2": Variant(6, 2, (1.0, 1.5, 1.0)),
 }

@@ -3,7 +3,7 @@
     python benchmarks/proxy_fidelity.py --seeds 0 1
     python benchmarks/proxy_fidelity.py --fidelities 10x250 15x250 --seeds 0 1
     python benchmarks/proxy_fidelity.py --variant mux-500 --fidelity 12x500 --fidelities 5x500 --seeds 0 1
-    python benchmarks/proxy_fidelity.py --weights benchmarks/results/pretrained/resnet18-narrow-grey-6ep-2000img-seed0.pt --fidelity 25x125 --seeds 0 1
+    python benchmarks/proxy_fidelity.py --weights benchmarks/results/pretrained/resnet18-narrow-grey-6ep-2000img-seed0.pt --seeds 0 1
 
 Candidates on a preset's benchmark (the embedded default unless ``--preset``): the four
 baselines at the preset's budget, the hand-made allocation of ``benchmark_separation.py`` and
