@@ -13,12 +13,12 @@ from mtlsearch._validate import FLAGS, SAMPLERS, validate
 from mtlsearch.errors import SettingsMismatchError, UsageError
 
 DEFAULT_PRESET = "embedded"
-_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "image_size", "granularity", "budget", "seed", "sampler", "early_stop",
-             "augment", "fidelity", "noise"}  # fmt: skip
+_TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "weights", "image_size", "granularity", "budget", "seed", "sampler",
+             "early_stop", "augment", "fidelity", "noise"}  # fmt: skip
 # Where the data lives may differ between machines; everything else defines the study.
 _NOT_COMPARED = {"data_root", "weights", "description", "noise"}
 # A preset's measured noise holds for the setting it was measured at: these as the preset has them.
-_NOISE_DEPENDS_ON = ("dataset", "backbone", "image_size", "granularity", "pretrained", "augment", "fidelity")
+_NOISE_DEPENDS_ON = ("dataset", "backbone", "image_size", "granularity", "pretrained", "weights_sha256", "augment", "fidelity")
 __all__ = ["DEFAULT_PRESET", "SAMPLERS", "Fidelity", "Settings", "available_presets", "read_preset", "resolve_settings", "with_weights"]
 
 
@@ -113,17 +113,19 @@ def available_presets() -> list[str]:
 
 
 def read_preset(preset: str) -> tuple[str, dict[str, Any]]:
-    """``(name, table)`` of a preset: a name in ``studies/`` or a path to a TOML file."""
+    """``(name, table)`` of a preset: a name in ``studies/`` or a path to a TOML file. A
+    ``weights`` file in it is relative to the preset's own folder (the package's ``studies/``
+    for a shipped one); the table holds it as an absolute path."""
     path = Path(preset)
     if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise UsageError(f"preset file {path} does not exist: pass an existing .toml file or one of {', '.join(available_presets())}")
-        text, name = path.read_text(), path.stem
+        text, name, folder = path.read_text(), path.stem, path.resolve().parent
     else:
         resource = resources.files("mtlsearch.studies").joinpath(f"{preset}.toml")
         if not resource.is_file():
             raise UsageError(f"unknown preset {preset!r}: choose one of {', '.join(available_presets())} or pass a .toml path")
-        text, name = resource.read_text(), preset
+        text, name, folder = resource.read_text(), preset, Path(str(resources.files("mtlsearch.studies")))
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -131,6 +133,8 @@ def read_preset(preset: str) -> tuple[str, dict[str, Any]]:
     unknown = sorted(set(table) - _TOP_KEYS)
     if unknown:
         raise UsageError(f"preset {preset} has unknown keys {unknown}: valid keys are {sorted(_TOP_KEYS)}")
+    if isinstance(table.get("weights"), str):  # anything else is named by validation
+        table["weights"] = str(folder / table["weights"])
     return name, table
 
 
@@ -149,15 +153,26 @@ def _checkpoint(path: Path) -> tuple[str, str]:
 
 def with_weights(settings: Settings, path: Path | None) -> Settings:
     """The study's settings with its checkpoint found on this machine: ``path`` if given, else
-    the path stored at creation; its content must be the study's (sha256)."""
+    the path stored at creation, else (when that is not on this machine) the checkpoint its
+    shipped preset carries; its content must be the study's (sha256)."""
     if settings.weights_sha256 is None:
         if path is not None:
             raise UsageError("the study was created without --weights: drop --weights, or create another study with it")
         return settings
+    if path is None and not Path(settings.weights or "").is_file():
+        path = _shipped_weights(settings.preset)
     where, digest = _checkpoint(Path(path or settings.weights or ""))
     if digest != settings.weights_sha256:
         raise UsageError(f"weights {where} differ from the study's (sha256 {digest[:12]} vs {settings.weights_sha256[:12]}): pass the study's checkpoint with --weights")
     return dataclasses.replace(settings, weights=where)
+
+
+def _shipped_weights(preset: str) -> Path | None:
+    """The checkpoint a shipped preset of this name carries, where this installation holds it."""
+    if preset not in available_presets():
+        return None
+    weights = read_preset(preset)[1].get("weights")
+    return Path(weights) if isinstance(weights, str) else None
 
 
 def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
@@ -198,6 +213,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     settings = Settings(**{**values, "noise": None, "fidelity": Fidelity(**values["fidelity"])})
     if noise is not None:
         measured = {**defaults, **table, "fidelity": Fidelity(**preset_fidelity)}  # the setting the noise was measured at
+        measured["weights_sha256"] = _checkpoint(Path(table["weights"]))[1] if table.get("weights") else None
         if all(getattr(settings, k) == measured.get(k, False) for k in _NOISE_DEPENDS_ON):
             settings = dataclasses.replace(settings, noise=float(noise))
     get_backbone(settings.backbone)

@@ -201,12 +201,13 @@ def test_a_study_on_the_fgc_files_end_to_end(fgc_root: Path, tmp_path: Path) -> 
     assert missing.returncode == 2 and "fgvc-aircraft" in missing.stderr and "robots.ox.ac.uk" in missing.stderr
 
 
-@pytest.mark.parametrize("preset", ["embedded", "fgc-mobilenetv2", "fgc-resnet50", "decathlon-mobilenetv2"])
+@pytest.mark.parametrize("preset", ["embedded", "fashion-mux-pretrained", "fgc-mobilenetv2", "fgc-resnet50", "decathlon-mobilenetv2"])
 def test_every_shipped_preset_is_valid(preset: str) -> None:
-    from mtlsearch._settings import resolve_settings
+    from mtlsearch._settings import available_presets, resolve_settings
 
+    assert preset in available_presets()
     settings = resolve_settings(preset)
-    if preset != "embedded":  # the paper's settings
+    if preset.startswith(("fgc", "decathlon")):  # the paper's settings
         assert settings.pretrained and settings.budget == 0.2 and settings.fidelity.head_warmup_epochs == 1
         assert settings.backbone in ("mobilenetv2_100", "resnet50")
 

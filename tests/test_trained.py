@@ -13,6 +13,7 @@ from mtlsearch import load_trained, predict
 from mtlsearch._storage import open_storage
 from mtlsearch._study import create_or_load
 from mtlsearch._trained import save_trained, train_full
+from mtlsearch.errors import UsageError
 from mtlsearch.models import Candidate, backbone_spec, build_model, get_backbone, strategy_allocation
 from mtlsearch.models._layers import TaskConv2d, TaskNorm
 
@@ -185,3 +186,47 @@ def test_a_search_from_a_local_checkpoint(tiny_settings, tmp_path: Path) -> None
     # a different checkpoint is a different study
     again = run_cli("run", "--study-name", "w", "--storage", url, "--weights", str(other), *tiny, cwd=tmp_path)
     assert again.returncode == 2 and "weights_sha256" in again.stderr
+
+
+def test_a_preset_carries_its_checkpoint_beside_it(tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    from mtlsearch._settings import resolve_settings
+
+    shipped = resolve_settings("fashion-mux-pretrained")
+    assert Path(shipped.weights).is_file() and Path(shipped.weights).name == "resnet18-narrow-grey-2000img.pt"
+    assert shipped.weights_sha256 == hashlib.sha256(Path(shipped.weights).read_bytes()).hexdigest()
+    assert shipped.noise == 0.014  # measured from this checkpoint
+    # the preset's measured noise does not hold for other weights
+    other = tmp_path / "other.pt"
+    torch.save({k: v + 1 for k, v in torch.load(shipped.weights, weights_only=True).items()}, other)
+    assert resolve_settings("fashion-mux-pretrained", weights=str(other)).noise is None
+    # a preset file's checkpoint is relative to the file, wherever the command runs
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(shipped.weights, folder / "start.pt")
+    (folder / "mine.toml").write_text('dataset = "fashion-mux"\nbackbone = "resnet18-narrow"\nweights = "start.pt"\n')
+    mine = resolve_settings(str(folder / "mine.toml"))
+    assert mine.weights == str(folder / "start.pt") and mine.weights_sha256 == shipped.weights_sha256
+    (folder / "start.pt").unlink()
+    with pytest.raises(UsageError, match=r"weights file .*start\.pt does not exist"):
+        resolve_settings(str(folder / "mine.toml"))
+
+
+@pytest.mark.slow
+def test_a_study_of_a_shipped_checkpoint_joins_where_another_machine_installed_it(tmp_path: Path) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    tiny = ("--epochs", "1", "--train-size", "64", "--val-size", "200")
+    created = run_cli("create", "--preset", "fashion-mux-pretrained", "--study-name", "p", "--storage", url, "--n-trials", "1", *tiny, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    study = optuna.load_study(study_name="p", storage=url)
+    stored = study.user_attrs["settings"]
+    assert stored["weights_sha256"].startswith("73f705f0bd37")
+    # the creator's installation is elsewhere: the worker finds the checkpoint in its own
+    study.set_user_attr("settings", {**stored, "weights": "/opt/another-machine/mtlsearch/studies/resnet18-narrow-grey-2000img.pt"})
+    worked = run_cli("worker", "--study-name", "p", "--storage", url, cwd=tmp_path)
+    assert worked.returncode == 0, worked.stderr
+    assert optuna.load_study(study_name="p", storage=url).trials[0].state.name == "COMPLETE"
