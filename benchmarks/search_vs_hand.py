@@ -2,6 +2,8 @@
 
     python benchmarks/search_vs_hand.py --sampler tpe --fidelity 10x250
     python benchmarks/search_vs_hand.py --preset fashion-domains --sampler tpe --fidelity 3x1000
+    python benchmarks/search_vs_hand.py --preset fashion-mux-pretrained --storage sqlite:///mtlsearch.db \
+        --study-names fashion-mux-pretrained-resnet18-narrow-budget0.1
 
 Reads the runs of ``sampler_efficiency.py`` (``benchmarks/results/runs/``) for one sampler and
 fidelity. From each run it takes the best searched candidate (the most accurate trained trial
@@ -10,7 +12,10 @@ them, every baseline and the benchmark's hand-made allocation (``benchmark_separ
 with ``--seeds`` at the preset's fidelity (the search may have run at a cheaper one): the
 retraining is what tells a real gain from a lucky seed. Everything trained is kept in
 ``benchmarks/results/trained.jsonl``; only rows trained on this kind of CPU are reused, so that
-every difference is paired on one machine's draws of the noise.
+every difference is paired on one machine's draws of the noise. With ``--storage`` and
+``--study-names`` it reads studies that ``mtlsearch run`` made instead (each one a run, its trained
+trials in the order they were numbered; they must be studies of ``--preset``'s settings, their
+``--seed`` aside).
 
 Prints, per run, the best candidate against every baseline, paired by seed (mean and std of
 the difference), and the share of the gap from the best strategy to the hand-made allocation
@@ -38,6 +43,25 @@ def best_searched(run: dict, within: int | None = None) -> dict:
     return max(searched, key=lambda t: t["accuracy"])
 
 
+def study_run(storage: str, name: str, settings) -> dict:  # type: ignore[no-untyped-def]
+    """A study of ``mtlsearch run`` as a run of ``sampler_efficiency.py``: its trained trials."""
+    from mtlsearch._storage import open_storage
+    from mtlsearch._schema import TrialRecord
+    from mtlsearch._study import load_study, stored_settings
+
+    study = load_study(open_storage(storage), name)
+    stored = stored_settings(study)
+    # its seed may differ (runs of one preset with --seed 1, 2): the retraining's seeds are --seeds
+    differences = [d for d in stored.differences(settings) if not d.startswith("seed:")] if stored else ["it stores none"]
+    if differences:
+        raise SystemExit(f"study {name!r} is not a study of this preset's settings: {'; '.join(differences)}")
+    records = [TrialRecord.from_frozen(t) for t in study.get_trials(deepcopy=False)]
+    trials = [{"number": r.number, "kind": r.kind, "accuracy": r.accuracy, "strategy": r.strategy,
+               "specific_fraction": r.specific_fraction, "allocation": dict(r.allocation)}
+              for r in sorted(records, key=lambda r: r.number) if r.kind == "trained"]  # fmt: skip
+    return {"trials": trials}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="embedded")
@@ -48,10 +72,18 @@ def main() -> None:
     parser.add_argument("--within", type=int, default=20, help="trained trials the search is given for the gap it recovers")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
+    parser.add_argument("--storage", help="read the runs from studies of `mtlsearch run` in this storage instead")
+    parser.add_argument("--study-names", nargs="+", default=[], help="with --storage: the studies, each one a run")
     args = parser.parse_args()
     settings = embedded(args.preset)
     searched_at = args.fidelity or fidelity_name(settings.fidelity)
-    runs = {seed: kept_run(settings.dataset, args.sampler, searched_at, seed) for seed in args.run_seeds}
+    runs: dict = {}  # run label -> run
+    if args.storage:
+        if not args.study_names:
+            parser.error("--storage needs --study-names")
+        runs = {name: study_run(args.storage, name, settings) for name in args.study_names}
+    else:
+        runs = {seed: kept_run(settings.dataset, args.sampler, searched_at, seed) for seed in args.run_seeds}
     missing = [seed for seed, run in runs.items() if run is None]
     if missing:
         parser.error(f"no {args.sampler} run at {searched_at} with sampler seeds {missing}: run benchmarks/sampler_efficiency.py first")
