@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = embedded(args.preset)
     searched_at = args.fidelity or fidelity_name(settings.fidelity)
-    runs: dict = {}  # run label -> run
+    runs: dict  # run label (a sampler seed, or a study's name) -> run
     if args.storage:
         if not args.study_names:
             parser.error("--storage needs --study-names")
