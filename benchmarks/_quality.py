@@ -197,6 +197,13 @@ def run_file(dataset: str, name: str, fidelity: str, seed: int) -> Path:
     return RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}-{kind_slug()}.json"
 
 
+def run_trials(study) -> list[dict]:  # type: ignore[no-untyped-def]
+    """A study's trained trials (and those the early-stopping rule stopped) as a kept run holds them."""
+    return [{"number": r.number, "kind": r.kind, "accuracy": r.accuracy, "params": r.params, "strategy": r.strategy,
+             "specific_fraction": r.specific_fraction, "probe": r.probe_accuracy, "allocation": dict(r.allocation)}
+            for r in mtlsearch.records(study.get_trials(deepcopy=False)) if r.kind in ("trained", "stopped")]  # fmt: skip
+
+
 def kept_run(dataset: str, name: str, fidelity: str, seed: int) -> dict | None:
     """The run of this kind of CPU, else the one kept before runs were named by their kind
     (whatever kind it records), else None."""

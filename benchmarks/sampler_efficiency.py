@@ -42,7 +42,7 @@ import optuna
 import torch
 
 import mtlsearch
-from _quality import RESULTS, Cache, cpu_kind, data_id, embedded, fidelity_name, kept_run, kind_of, run_file, tasks_for, with_fidelity
+from _quality import RESULTS, Cache, cpu_kind, data_id, embedded, fidelity_name, kept_run, kind_of, run_file, run_trials, tasks_for, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
@@ -124,9 +124,7 @@ def run(args: tuple[str, str, int, int, float | None, str, str]) -> dict:
         "stopped": sum(r.kind == "stopped" for r in records), "reused": sum(r.kind == "reused" for r in records),
         "relative_cost": statistics.fmean(r["relative_cost"] for r in log) if log else None,
         "infeasible": sum(r.feasible is False for r in records), "wall_seconds": wall, "n_trials": n_trials,
-        "trials": [{"number": r.number, "kind": r.kind, "accuracy": r.accuracy, "params": r.params, "strategy": r.strategy,
-                    "specific_fraction": r.specific_fraction, "probe": r.probe_accuracy, "allocation": dict(r.allocation)}
-                   for r in records if r.kind in ("trained", "stopped")],
+        "trials": run_trials(study),
     }  # fmt: skip
 
 

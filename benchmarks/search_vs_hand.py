@@ -30,7 +30,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _quality import RESULTS, Cache, embedded, fidelity_name, kept_run, train_many
+from _quality import RESULTS, Cache, embedded, fidelity_name, kept_run, run_trials, train_many
 from benchmark_separation import candidates
 
 BOTTOM = "bottom-specific"
@@ -46,7 +46,6 @@ def best_searched(run: dict, within: int | None = None) -> dict:
 def study_run(storage: str, name: str, settings) -> dict:  # type: ignore[no-untyped-def]
     """A study of ``mtlsearch run`` as a run of ``sampler_efficiency.py``: its trained trials."""
     from mtlsearch._storage import open_storage
-    from mtlsearch._schema import TrialRecord
     from mtlsearch._study import load_study, stored_settings
 
     study = load_study(open_storage(storage), name)
@@ -55,11 +54,7 @@ def study_run(storage: str, name: str, settings) -> dict:  # type: ignore[no-unt
     differences = [d for d in stored.differences(settings) if not d.startswith("seed:")] if stored else ["it stores none"]
     if differences:
         raise SystemExit(f"study {name!r} is not a study of this preset's settings: {'; '.join(differences)}")
-    records = [TrialRecord.from_frozen(t) for t in study.get_trials(deepcopy=False)]
-    trials = [{"number": r.number, "kind": r.kind, "accuracy": r.accuracy, "strategy": r.strategy,
-               "specific_fraction": r.specific_fraction, "allocation": dict(r.allocation)}
-              for r in sorted(records, key=lambda r: r.number) if r.kind == "trained"]  # fmt: skip
-    return {"trials": trials}
+    return {"trials": run_trials(study)}
 
 
 def main() -> None:

@@ -213,7 +213,10 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     settings = Settings(**{**values, "noise": None, "fidelity": Fidelity(**values["fidelity"])})
     if noise is not None:
         measured = {**defaults, **table, "fidelity": Fidelity(**preset_fidelity)}  # the setting the noise was measured at
-        measured["weights_sha256"] = _checkpoint(Path(table["weights"]))[1] if table.get("weights") else None
+        if table.get("weights"):  # the preset's own checkpoint, hashed above unless --weights replaced it
+            measured["weights_sha256"] = settings.weights_sha256 if "weights" not in given else _checkpoint(Path(table["weights"]))[1]
+        else:
+            measured["weights_sha256"] = None
         if all(getattr(settings, k) == measured.get(k, False) for k in _NOISE_DEPENDS_ON):
             settings = dataclasses.replace(settings, noise=float(noise))
     get_backbone(settings.backbone)
