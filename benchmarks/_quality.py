@@ -97,6 +97,13 @@ def start_of(settings: Settings) -> str:
     return f"|weights={settings.weights_sha256[:12]}" if settings.weights_sha256 else ""
 
 
+def benchmark_name(settings: Settings) -> str:
+    """The benchmark as kept summaries and runs name it: the dataset, and the checkpoint its
+    candidates start from (``fashion-mux-weights-73f705f0bd37``), so that runs of the two starts
+    are never read as one another's."""
+    return settings.dataset + (f"-weights-{settings.weights_sha256[:12]}" if settings.weights_sha256 else "")
+
+
 def from_checkpoint(settings: Settings, path: str | Path) -> Settings:
     """``settings`` with every candidate starting from the checkpoint at ``path``
     (``pretrain_backbone.py``), its digest kept as a study keeps it."""

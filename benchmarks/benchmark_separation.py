@@ -32,7 +32,7 @@ import json
 import math
 import statistics
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, kind_slug, train_many, with_fidelity
+from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, kind_slug, train_many, with_fidelity
 from mtlsearch._study import space_for
 from mtlsearch.models import BASELINES, strategy_allocation
 
@@ -141,6 +141,7 @@ def main() -> None:
     for (_, _, _, label), row in zip(jobs, trained):
         rows.setdefault(label, []).append(row)
     dataset = f"{settings.dataset}-variant-{args.variant}" if args.variant else settings.dataset
+    dataset += benchmark_name(settings).removeprefix(settings.dataset)
     print(f"{dataset}, {settings.backbone}, {settings.granularity} units, budget {settings.budget:g}, fidelity {fid}, seeds {args.seeds}")
     found = report(rows, GROUPS.get(settings.dataset, {}))
     RESULTS.mkdir(exist_ok=True)

@@ -5,9 +5,9 @@
 Writes one self-contained HTML per figure next to a PNG drawn by headless Chromium (when
 ``chromium`` is on the PATH). The control's pictures (section C: ``search-quality-fidelity``,
 ``-samplers``, ``-front``, ``-early-stop``) come from the fashion-domains runs; fashion-mux's
-(section 4: ``search-quality-mux-samplers``, ``-mux-front``) from the runs of one kind of CPU
-(this machine's unless ``--kind`` names another), since a run on another kind is another draw
-of the objective. The last line names the files written.
+(section 4: ``search-quality-mux-samplers``, ``-mux-front``) and the pretrained preset's
+(``-mux-pretrained-samplers``, ``-front``) from the runs of one kind of CPU (this machine's
+unless ``--kind`` names another), since a run on another kind is another draw of the objective. The last line names the files written.
 """
 
 from __future__ import annotations
@@ -153,6 +153,8 @@ def main() -> None:
             prefix, where = "", "fashion-domains (the control)"
         elif dataset == "fashion-mux" and run_kind == kind:
             prefix, where = "mux-", f"fashion-mux, {kind}"
+        elif dataset.startswith("fashion-mux-weights-") and run_kind == kind:
+            prefix, where = "mux-pretrained-", f"fashion-mux-pretrained, {kind}"
         else:
             continue
         if searched:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, train_many, with_fidelity
+from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -92,7 +92,7 @@ def main() -> None:
     means = frame.pivot_table(index="candidate", columns="fidelity", values="accuracy", aggfunc="mean")[fidelities]
     seconds = frame.groupby("fidelity")["seconds"].mean()
     dataset = f"{base.dataset}-variant-{args.variant}" if args.variant else base.dataset
-    dataset += f"-weights-{base.weights_sha256[:12]}" if base.weights_sha256 else ""
+    dataset += benchmark_name(base).removeprefix(base.dataset)
     print(f"{dataset}, {base.granularity} units, budget {base.budget:g}, seeds {args.seeds}, reference {reference}")
     print(means.sort_values(reference, ascending=False).round(4).to_string())
 

@@ -42,7 +42,7 @@ import optuna
 import torch
 
 import mtlsearch
-from _quality import RESULTS, Cache, cpu_kind, data_id, embedded, fidelity_name, kept_run, kind_of, run_file, run_trials, tasks_for, with_fidelity
+from _quality import RESULTS, Cache, benchmark_name, cpu_kind, data_id, embedded, fidelity_name, kept_run, kind_of, run_file, run_trials, tasks_for, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
@@ -119,7 +119,7 @@ def run(args: tuple[str, str, int, int, float | None, str, str]) -> dict:
         volumes = hypervolume_info(study, mtlsearch.trials_frame(study), settings).hypervolume
         records = mtlsearch.records(study.get_trials(deepcopy=False))
     return {
-        "dataset": settings.dataset, "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes, "cpu": cpu_kind(),
+        "dataset": benchmark_name(settings), "sampler": sampler, "seed": seed, "early_stop": early_stop, "fidelity": fidelity, "hypervolume": volumes, "cpu": cpu_kind(),
         "train_seconds": sum(r["seconds"] for r in log), "stalled": stalled,
         "stopped": sum(r.kind == "stopped" for r in records), "reused": sum(r.kind == "reused" for r in records),
         "relative_cost": statistics.fmean(r["relative_cost"] for r in log) if log else None,
@@ -155,7 +155,7 @@ def main() -> None:
         return sampler if margin is None else f"{sampler}+early-stop{margin:g}"
 
     def kept(name: str, seed: int) -> dict | None:
-        return kept_run(base.dataset, name, fidelity, seed)
+        return kept_run(benchmark_name(base), name, fidelity, seed)
 
     def current(run: dict | None) -> bool:  # the asked length, trained on this kind of CPU
         return run is not None and run["n_trials"] == args.n_trials and kind_of(run) == cpu_kind()
@@ -168,7 +168,7 @@ def main() -> None:
         with get_context("spawn").Pool(args.processes) as pool:
             for out in pool.imap_unordered(run, todo):
                 name = name_of(out["sampler"], out["early_stop"])
-                run_file(base.dataset, name, fidelity, out["seed"]).write_text(json.dumps(out | {"name": name}, indent=1))
+                run_file(benchmark_name(base), name, fidelity, out["seed"]).write_text(json.dumps(out | {"name": name}, indent=1))
                 hv = out["hypervolume"]
                 print(f"  {name:<22} seed {out['seed']}: hypervolume {hv[-1]:.4f} after {len(hv)} trained, {out['train_seconds']:6.0f} s of "
                       f"training, {out['infeasible']} over-budget proposals, {out['reused']} reused, {out['stopped']} stopped", flush=True)  # fmt: skip
@@ -187,7 +187,7 @@ def main() -> None:
         return statistics.mean(r["hypervolume"][min(n, len(r["hypervolume"])) - 1] for r in runs[name])
 
     marks = [n for n in (10, 20, 30, 40) if n <= args.n_trials]
-    print(f"{base.dataset}, fidelity {fidelity}, budget {base.budget:g}, {base.granularity} units, sampler seeds {args.seeds}, trained on {kind}")
+    print(f"{benchmark_name(base)}, fidelity {fidelity}, budget {base.budget:g}, {base.granularity} units, sampler seeds {args.seeds}, trained on {kind}")
     for name, kept in runs.items():
         print(f"{name:<22} hypervolume " + "  ".join(f"@{n} {mean_at(name, n):.4f}" for n in marks)
               + f"   over-budget proposals {sum(r['infeasible'] for r in kept)}, reused {[r['reused'] for r in kept]}")  # fmt: skip

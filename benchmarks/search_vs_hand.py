@@ -30,7 +30,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _quality import RESULTS, Cache, embedded, fidelity_name, kept_run, run_trials, train_many
+from _quality import RESULTS, Cache, benchmark_name, embedded, fidelity_name, kept_run, run_trials, train_many
 from benchmark_separation import candidates
 
 BOTTOM = "bottom-specific"
@@ -78,7 +78,7 @@ def main() -> None:
             parser.error("--storage needs --study-names")
         runs = {name: study_run(args.storage, name, settings) for name in args.study_names}
     else:
-        runs = {seed: kept_run(settings.dataset, args.sampler, searched_at, seed) for seed in args.run_seeds}
+        runs = {seed: kept_run(benchmark_name(settings), args.sampler, searched_at, seed) for seed in args.run_seeds}
     missing = [seed for seed, run in runs.items() if run is None]
     if missing:
         parser.error(f"no {args.sampler} run at {searched_at} with sampler seeds {missing}: run benchmarks/sampler_efficiency.py first")
