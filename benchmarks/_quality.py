@@ -198,10 +198,11 @@ def kind_slug() -> str:
     return cpu_kind().replace(" ", "-")
 
 
-def run_file(dataset: str, name: str, fidelity: str, seed: int) -> Path:
-    """Where ``sampler_efficiency.py`` keeps a run of this kind of CPU: a run of another kind is
-    another draw of the objective, kept beside it, not overwritten."""
-    return RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}-{kind_slug()}.json"
+def run_file(dataset: str, name: str, fidelity: str, seed: int, kind: str | None = None) -> Path:
+    """Where ``sampler_efficiency.py`` keeps a run of this kind of CPU (or of ``kind``): a run of
+    another kind is another draw of the objective, kept beside it, not overwritten."""
+    slug = kind.replace(" ", "-") if kind else kind_slug()
+    return RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}-{slug}.json"
 
 
 def run_trials(study) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -211,10 +212,10 @@ def run_trials(study) -> list[dict]:  # type: ignore[no-untyped-def]
             for r in mtlsearch.records(study.get_trials(deepcopy=False)) if r.kind in ("trained", "stopped")]  # fmt: skip
 
 
-def kept_run(dataset: str, name: str, fidelity: str, seed: int) -> dict | None:
-    """The run of this kind of CPU, else the one kept before runs were named by their kind
-    (whatever kind it records), else None."""
-    for path in (run_file(dataset, name, fidelity, seed), RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}.json"):
+def kept_run(dataset: str, name: str, fidelity: str, seed: int, kind: str | None = None) -> dict | None:
+    """The run of this kind of CPU (or of ``kind``), else the one kept before runs were named by
+    their kind (whatever kind it records), else None."""
+    for path in (run_file(dataset, name, fidelity, seed, kind), RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}.json"):
         if path.exists():
             return json.loads(path.read_text())
     return None

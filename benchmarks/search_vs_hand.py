@@ -15,7 +15,8 @@ retraining is what tells a real gain from a lucky seed. Everything trained is ke
 every difference is paired on one machine's draws of the noise. With ``--storage`` and
 ``--study-names`` it reads studies that ``mtlsearch run`` made instead (each one a run, its trained
 trials in the order they were numbered; they must be studies of ``--preset``'s settings, their
-``--seed`` aside).
+``--seed`` aside). With ``--run-kind`` it reads the runs another kind of CPU kept: the search's
+picks are that machine's, their retraining (and every row they are compared with) this one's.
 
 Prints, per run, the best candidate against every baseline, paired by seed (mean and std of
 the difference), and the share of the gap from the best strategy to the hand-made allocation
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--within", type=int, default=20, help="trained trials the search is given for the gap it recovers")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
+    parser.add_argument("--run-kind", help="read the runs kept on this kind of CPU (as their file names spell it, "
+                        "e.g. 'x86_64 AVX512 GenuineIntel'; default: this machine's); the retraining is this machine's")
     parser.add_argument("--storage", help="read the runs from studies of `mtlsearch run` in this storage instead")
     parser.add_argument("--study-names", nargs="+", default=[], help="with --storage: the studies, each one a run")
     args = parser.parse_args()
@@ -78,10 +81,12 @@ def main() -> None:
             parser.error("--storage needs --study-names")
         runs = {name: study_run(args.storage, name, settings) for name in args.study_names}
     else:
-        runs = {seed: kept_run(benchmark_name(settings), args.sampler, searched_at, seed) for seed in args.run_seeds}
+        runs = {seed: kept_run(benchmark_name(settings), args.sampler, searched_at, seed, args.run_kind) for seed in args.run_seeds}
     missing = [seed for seed, run in runs.items() if run is None]
     if missing:
-        parser.error(f"no {args.sampler} run at {searched_at} with sampler seeds {missing}: run benchmarks/sampler_efficiency.py first")
+        where = f"kept on {args.run_kind!r}" if args.run_kind else "kept on this kind of CPU"
+        parser.error(f"no {args.sampler} run at {searched_at} with sampler seeds {missing} {where}: run benchmarks/sampler_efficiency.py "
+                     "first, or name the kind it ran on with --run-kind")  # fmt: skip
     fixed = candidates(settings)
     picks: dict[str, dict[str, float]] = {}
     for seed, run in runs.items():
