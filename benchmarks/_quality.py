@@ -272,6 +272,12 @@ def _pool_job(job: tuple[Job, str | None]) -> dict:
     return _train_row(settings, allocation, seed, label, tasks=built(variant)[0], data=_job_data(settings, variant)) | {"variant": variant}
 
 
+def print_trained(row: dict) -> None:
+    """One line for each row ``train_many`` trains (its ``on_row``): long runs show their work."""
+    print(f"  trained {row['label']:<26} {row['fidelity']:>8} seed {row['seed']}: {row['accuracy']:.4f}  "
+          f"specific {row['specific_fraction']:.4f}  {row['seconds']:.1f} s", flush=True)  # fmt: skip
+
+
 def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None, variant: str | None = None) -> list[dict]:  # type: ignore[no-untyped-def]
     """Every job's row, training the ones not in ``cache`` in ``processes`` processes of one
     torch thread each (the 2-core machine: one per core); the parent alone writes the cache.

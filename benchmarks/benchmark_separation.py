@@ -32,7 +32,7 @@ import json
 import math
 import statistics
 
-from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, kind_slug, train_many, with_fidelity
+from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, kind_slug, print_trained, train_many, with_fidelity
 from mtlsearch._study import space_for
 from mtlsearch.models import BASELINES, strategy_allocation
 
@@ -132,11 +132,7 @@ def main() -> None:
     cache = Cache(Path(args.cache))
     allocations = candidates(settings)
     jobs = [(settings, allocation, seed, label) for label, allocation in allocations.items() for seed in args.seeds]
-
-    def progress(row: dict) -> None:
-        print(f"  trained {row['label']:<24} seed {row['seed']}: {row['accuracy']:.4f} in {row['seconds']:.1f} s", flush=True)
-
-    trained = train_many(jobs, cache, processes=args.processes, on_row=progress, variant=args.variant)
+    trained = train_many(jobs, cache, processes=args.processes, on_row=print_trained, variant=args.variant)
     rows: dict[str, list[dict]] = {}
     for (_, _, _, label), row in zip(jobs, trained):
         rows.setdefault(label, []).append(row)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, train_many, with_fidelity
+from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, print_trained, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -80,11 +80,7 @@ def main() -> None:
     candidates += [(f"searched #{i}", a) for i, a in enumerate(searched(base, args.searched, seed=1))]
     jobs = [(with_fidelity(base, fid), allocation, seed, label) for fid in fidelities for label, allocation in candidates for seed in args.seeds]
 
-    def progress(row: dict) -> None:
-        print(f"  {row['fidelity']:>8} seed {row['seed']} {row['label']:<24} specific {row['specific_fraction']:.4f}  "
-              f"accuracy {row['accuracy']:.4f}  {row['seconds']:5.1f} s", flush=True)  # fmt: skip
-
-    trained = train_many(jobs, cache, processes=args.processes, on_row=progress, variant=args.variant)
+    trained = train_many(jobs, cache, processes=args.processes, on_row=print_trained, variant=args.variant)
     rows = [{"candidate": label, "fidelity": fidelity_name(s.fidelity), "seed": seed, "accuracy": r["accuracy"],
              "specific_fraction": r["specific_fraction"], "params": r["params"], "seconds": r["seconds"]}
             for (s, _, seed, label), r in zip(jobs, trained)]  # fmt: skip

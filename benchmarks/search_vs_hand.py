@@ -31,7 +31,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _quality import RESULTS, Cache, benchmark_name, embedded, fidelity_name, kept_run, run_trials, train_many
+from _quality import RESULTS, Cache, benchmark_name, embedded, fidelity_name, kept_run, print_trained, run_trials, train_many
 from benchmark_separation import candidates
 
 BOTTOM = "bottom-specific"
@@ -95,7 +95,7 @@ def main() -> None:
             print(f"{label:<22} trial {trial['number']:>3}, {trial['specific_fraction']:.3f} task-specific, "
                   f"{trial['accuracy']:.4f} at {searched_at}")  # fmt: skip
     jobs = [(settings, allocation, seed, label) for label, allocation in {**fixed, **picks}.items() for seed in args.seeds]
-    rows = train_many(jobs, Cache(Path(args.cache)), processes=args.processes)
+    rows = train_many(jobs, Cache(Path(args.cache)), processes=args.processes, on_row=print_trained)
     by_label: dict[str, list[float]] = {}
     for (_, _, _, label), row in zip(jobs, rows):
         by_label.setdefault(label, []).append(row["accuracy"])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, train_many, with_fidelity
+from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, print_trained, train_many, with_fidelity
 from mtlsearch._study import space_for
 
 STEM = "conv1.0"
@@ -70,11 +70,7 @@ def main() -> None:
     jobs = [(s, {STEM: k / whole}, seed, f"{STEM} {k}/{whole}") for s in fidelities for k in filters for seed in args.seeds]
     print(f"{benchmark_name(preset)}: {STEM} with {filters} of {whole} filters task-specific, fidelities "
           f"{[fidelity_name(s.fidelity) for s in fidelities]}, seeds {args.seeds}, on {cpu_kind()}", flush=True)  # fmt: skip
-
-    def progress(row: dict) -> None:
-        print(f"  trained {row['label']:<14} {row['fidelity']:>8} seed {row['seed']}: {row['accuracy']:.4f} in {row['seconds']:.1f} s", flush=True)
-
-    trained = iter(train_many(jobs, Cache(Path(args.cache)), processes=args.processes, on_row=progress))
+    trained = iter(train_many(jobs, Cache(Path(args.cache)), processes=args.processes, on_row=print_trained))
     found = {}
     for s in fidelities:
         name = fidelity_name(s.fidelity)
