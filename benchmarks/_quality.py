@@ -201,8 +201,7 @@ def kind_slug() -> str:
 def run_file(dataset: str, name: str, fidelity: str, seed: int, kind: str | None = None) -> Path:
     """Where ``sampler_efficiency.py`` keeps a run of this kind of CPU (or of ``kind``): a run of
     another kind is another draw of the objective, kept beside it, not overwritten."""
-    slug = kind.replace(" ", "-") if kind else kind_slug()
-    return RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}-{slug}.json"
+    return RESULTS / "runs" / f"{dataset}-{name}-{fidelity}-seed{seed}-{(kind or cpu_kind()).replace(' ', '-')}.json"
 
 
 def run_trials(study) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, print_trained, train_many, with_fidelity
+from benchmark_separation import paired
 from mtlsearch._study import space_for
 
 STEM = "conv1.0"
@@ -34,20 +35,17 @@ STEM = "conv1.0"
 
 def report(rows: dict[int, list[dict]], whole: int) -> tuple[float, float]:
     """Prints one fidelity's table; returns the whole conv minus its best part (mean, std)."""
-    means = {k: statistics.fmean(r["accuracy"] for r in group) for k, group in rows.items()}
+    means = pd.Series({k: statistics.fmean(r["accuracy"] for r in group) for k, group in rows.items()})
     for k, group in rows.items():
         accs = [r["accuracy"] for r in group]
         line = f"  {k} of {whole} filters  {means[k]:.4f} ± {statistics.stdev(accs):.4f}  {[round(a, 4) for a in accs]}"
         if k != whole:
-            diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(rows[whole], group)]
-            mean, std = statistics.fmean(diffs), statistics.stdev(diffs)
+            mean, std, _ = paired(rows, whole, k)
             line += f"   whole minus this: {mean:+.4f} ± {std:.4f} ({mean / std:.1f} x)"
         print(line)
-    order = pd.Series(means)
-    print(f"  spearman(k, accuracy) = {pd.Series(order.index, index=order.index).corr(order, method='spearman'):.3f}")
-    best = max((k for k in rows if k != whole), key=means.get)
-    diffs = [a["accuracy"] - b["accuracy"] for a, b in zip(rows[whole], rows[best])]
-    return statistics.fmean(diffs), statistics.stdev(diffs)
+    print(f"  spearman(k, accuracy) = {means.corr(means.index.to_series(), method='spearman'):.3f}")
+    mean, std, _ = paired(rows, whole, means.drop(whole).idxmax())
+    return mean, std
 
 
 def main() -> None:
@@ -64,7 +62,7 @@ def main() -> None:
     whole = next(c.out_channels for c in space_for(preset).spec.convs if c.name == STEM)
     filters = sorted(set(args.filters if args.filters else [*range(0, whole + 1, 2), 3, 5]) | {whole})
     if len(args.seeds) < 2 or not 0 <= min(filters) or max(filters) > whole:
-        raise SystemExit(f"error: --filters must lie in 0..{whole} and --seeds name at least two seeds")
+        parser.error(f"--filters must lie in 0..{whole} and --seeds name at least two seeds")
     brief = [s for s in (with_fidelity(preset, f) for f in args.fidelities) if s.fidelity != preset.fidelity]
     fidelities = [*brief, preset]
     jobs = [(s, {STEM: k / whole}, seed, f"{STEM} {k}/{whole}") for s in fidelities for k in filters for seed in args.seeds]
