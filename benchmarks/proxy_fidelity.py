@@ -19,20 +19,27 @@ trained on this kind of CPU (and recorded as such) are reused.
 Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
 fidelity (seed-mean) with the reference (seed-mean), and of the reference with itself across
 two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<reference>-<cpu kind>.json``.
+With ``--across-kinds`` it also reads the same candidates, fidelities and seeds as every other
+kind of CPU trained them (rows already in the cache; nothing of another kind is trained): a
+kind is another draw of every seed's noise (docs/search-quality.md, section 2a), so each
+(kind, seed) is one draw of the ranking. It prints, per fidelity, the Spearman between every
+two draws (mean and range) and the pooled draws' mean against the pooled reference's.
 The last line is ``spearman=<preset fidelity vs reference>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, benchmark_name, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, print_trained, train_many, with_fidelity
+from _quality import RESULTS, Cache, _job_data, benchmark_name, candidate, cpu_kind, data_id, embedded, fidelity_name, from_checkpoint, kind_slug, print_trained, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -54,6 +61,44 @@ def drawn_params(settings, allocation) -> dict[str, float]:  # type: ignore[no-u
     return {"total": params.get(TOTAL_PARAM, 0.0), **{k.removeprefix(SHARE_PREFIX): v for k, v in params.items() if k != TOTAL_PARAM}}
 
 
+def across_kinds(cache: Cache, jobs: list, variant: str | None) -> pd.DataFrame:
+    """The accuracy of every job's candidate, fidelity and seed on every kind of CPU that has
+    it cached: one row per (candidate, fidelity, kind, seed)."""
+    kinds = sorted({k[-1] for k in cache.rows})
+    rows = []
+    for settings, allocation, seed, label in jobs:
+        where = (_job_data(settings, variant) or data_id(settings), candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed)
+        rows += [{"candidate": label, "fidelity": where[2], "kind": kind, "seed": seed, "accuracy": found["accuracy"]}
+                 for kind in kinds if (found := cache.rows.get((*where, kind))) is not None]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def draws_report(frame: pd.DataFrame, fidelities: list[str], reference: str) -> dict:
+    """Per fidelity: the Spearman between every two complete draws (kind, seed), and the mean
+    of the draws against the mean of the reference's draws (a fidelity's draws that rank every
+    candidate only)."""
+    out: dict[str, dict] = {}
+    table = frame.pivot_table(index="candidate", columns=["fidelity", "kind", "seed"], values="accuracy")
+    pooled_ref = table[reference].dropna(axis=1).mean(axis=1) if reference in table else None
+    for fid in fidelities:
+        if fid not in table:
+            continue
+        draws = table[fid].dropna(axis=1)  # a draw missing a candidate ranks nothing
+        pairs = [float(draws[a].corr(draws[b], method="spearman")) for a, b in itertools.combinations(draws.columns, 2)]
+        found: dict = {"draws": [f"{k} seed {s}" for k, s in draws.columns], "pairwise": pairs}
+        line = f"{fid:>8}: {draws.shape[1]} draws"
+        if len(pairs) == 1:
+            line += f", which agree at {pairs[0]:.3f}"
+        elif pairs:
+            line += f", two of which agree at {statistics.fmean(pairs):.3f} on average ({min(pairs):.3f}-{max(pairs):.3f}, {len(pairs)} pairs)"
+        if fid != reference and pooled_ref is not None and draws.shape[1]:
+            found["pooled_vs_reference"] = float(draws.mean(axis=1).corr(pooled_ref, method="spearman"))
+            line += f"; their mean against the reference's mean: {found['pooled_vs_reference']:.3f}"
+        print(line)
+        out[fid] = found
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="embedded")
@@ -66,6 +111,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     parser.add_argument("--weights", help="a checkpoint every candidate starts from (pretrain_backbone.py; its rows kept apart by its digest)")
+    parser.add_argument("--across-kinds", action="store_true", help="also rank with every other kind of CPU's cached rows, each (kind, seed) a draw")
     args = parser.parse_args()
     base = embedded(args.preset)
     if args.weights:
@@ -105,11 +151,15 @@ def main() -> None:
     for fid in fidelities[:-1]:
         print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
               f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
+    kinds = {}
+    if args.across_kinds:
+        print("every kind of CPU that has these rows, each (kind, seed) a draw:")
+        kinds = draws_report(across_kinds(cache, jobs, args.variant), fidelities, reference)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"proxy_fidelity-{dataset}-{reference}-{kind_slug()}.json").write_text(json.dumps({
         "dataset": dataset, "reference": reference, "seeds": args.seeds, "cpu": cpu_kind(), "rows": rows, "spearman": spearman,
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),
-        "candidates": {label: drawn_params(base, a) for label, a in candidates},
+        "candidates": {label: drawn_params(base, a) for label, a in candidates}, "across_kinds": kinds,
     }, indent=1))  # fmt: skip
     # the preset's fidelity against the reference; when the preset's is the reference, the cheapest one measured
     print(f"spearman={spearman[default if default in spearman else fidelities[0]]:.3f}")
