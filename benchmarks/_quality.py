@@ -75,8 +75,14 @@ class Cache:
     def _keep(self, row: dict) -> None:
         self.rows[(_data_of(row), row["key"], row["fidelity"], row["seed"], kind_of(row))] = row
 
-    def get(self, key: str, fidelity: str, seed: int, data: str) -> dict | None:
-        return self.rows.get((data, key, fidelity, seed, cpu_kind()))
+    def get(self, key: str, fidelity: str, seed: int, data: str, kind: str | None = None) -> dict | None:
+        """The row this kind of CPU (or ``kind``) trained."""
+        return self.rows.get((data, key, fidelity, seed, kind or cpu_kind()))
+
+    @property
+    def kinds(self) -> list[str]:
+        """Every kind of CPU that has rows here."""
+        return sorted({k[-1] for k in self.rows})
 
     def put(self, row: dict) -> None:
         self._keep(row)
@@ -237,8 +243,8 @@ def _job_data(settings: Settings, variant: str | None) -> str | None:
     return built(variant)[1] + start_of(settings) if variant else None
 
 
-def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, data: str | None = None) -> dict | None:
-    return cache.get(candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed, data or data_id(settings))
+def _cached(settings: Settings, allocation: Mapping[str, float], seed: int, cache: Cache, data: str | None = None, kind: str | None = None) -> dict | None:
+    return cache.get(candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed, data or data_id(settings), kind)
 
 
 RAW = "/usr/share/datasets/fashion-mnist"  # Fashion-MNIST's gzipped IDX files, for benchmarks built in memory

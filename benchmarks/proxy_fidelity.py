@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _quality import RESULTS, Cache, _job_data, benchmark_name, candidate, cpu_kind, data_id, embedded, fidelity_name, from_checkpoint, kind_slug, print_trained, train_many, with_fidelity
+from _quality import RESULTS, Cache, _cached, _job_data, benchmark_name, cpu_kind, embedded, fidelity_name, from_checkpoint, kind_slug, print_trained, train_many, with_fidelity
 from benchmark_separation import candidates as fixed_candidates
 from mtlsearch._space import SHARE_PREFIX, TOTAL_PARAM
 from mtlsearch._study import space_for
@@ -64,12 +64,10 @@ def drawn_params(settings, allocation) -> dict[str, float]:  # type: ignore[no-u
 def across_kinds(cache: Cache, jobs: list, variant: str | None) -> pd.DataFrame:
     """The accuracy of every job's candidate, fidelity and seed on every kind of CPU that has
     it cached: one row per (candidate, fidelity, kind, seed)."""
-    kinds = sorted({k[-1] for k in cache.rows})
     rows = []
     for settings, allocation, seed, label in jobs:
-        where = (_job_data(settings, variant) or data_id(settings), candidate(settings, allocation).key, fidelity_name(settings.fidelity), seed)
-        rows += [{"candidate": label, "fidelity": where[2], "kind": kind, "seed": seed, "accuracy": found["accuracy"]}
-                 for kind in kinds if (found := cache.rows.get((*where, kind))) is not None]  # fmt: skip
+        rows += [{"candidate": label, "fidelity": fidelity_name(settings.fidelity), "kind": kind, "seed": seed, "accuracy": found["accuracy"]}
+                 for kind in cache.kinds if (found := _cached(settings, allocation, seed, cache, _job_data(settings, variant), kind)) is not None]  # fmt: skip
     return pd.DataFrame(rows)
 
 
