@@ -1,13 +1,15 @@
 """The pictures of docs/search-quality.md, from the JSON the search-quality benchmarks wrote.
 
-    python benchmarks/plot_search_quality.py --out docs/img [--kind "x86_64 AVX512 AuthenticAMD"]
+    python benchmarks/plot_search_quality.py --out docs/img [--kind "x86_64 AVX512 AuthenticAMD" [--suffix=-amd]]
 
 Writes one self-contained HTML per figure next to a PNG drawn by headless Chromium (when
 ``chromium`` is on the PATH). The control's pictures (section C: ``search-quality-fidelity``,
 ``-samplers``, ``-front``, ``-early-stop``) come from the fashion-domains runs; fashion-mux's
 (section 4: ``search-quality-mux-samplers``, ``-mux-front``) and the pretrained preset's
 (``-mux-pretrained-samplers``, ``-front``) from the runs of one kind of CPU (this machine's
-unless ``--kind`` names another), since a run on another kind is another draw of the objective. The last line names the files written.
+unless ``--kind`` names another), since a run on another kind is another draw of the objective.
+``--suffix`` draws only fashion-mux's figures, with the suffix on their names, so that a second
+kind's pictures lie beside the first's. The last line names the files written.
 """
 
 from __future__ import annotations
@@ -140,16 +142,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     parser.add_argument("--kind", default=None, help="the CPU kind of the fashion-mux runs to draw (default: this machine's)")
+    parser.add_argument("--suffix", default="", help="draw only fashion-mux's figures, with this after their names (e.g. --suffix=-amd)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     figures = {}
-    if (RESULTS / "proxy_fidelity.json").exists():
+    if (RESULTS / "proxy_fidelity.json").exists() and not args.suffix:
         figures["fidelity"] = fidelity_figure(json.loads((RESULTS / "proxy_fidelity.json").read_text()))
     groups = kept_runs()
     kind = args.kind or cpu_kind()
     for (dataset, fidelity, run_kind), runs in sorted(groups.items()):
         searched = {k: v for k, v in runs.items() if "early-stop" not in k}
-        if dataset == "fashion-domains":
+        if dataset == "fashion-domains" and not args.suffix:
             prefix, where = "", "fashion-domains (the control)"
         elif dataset == "fashion-mux" and run_kind == kind:
             prefix, where = "mux-", f"fashion-mux, {kind}"
@@ -168,7 +171,7 @@ def main() -> None:
             figures[prefix + "early-stop"] = early_stop_figure({"tpe": runs["tpe"], **stopping})
     written = []
     for name, fig in figures.items():
-        html = args.out / f"search-quality-{name}.html"
+        html = args.out / f"search-quality-{name}{args.suffix}.html"
         fig.write_html(html, include_plotlyjs="inline", config={"staticPlot": True})
         png = html.with_suffix(".png")
         if shoot(html, png, int(fig.layout.width or 1000), int(fig.layout.height or 480)):

@@ -21,9 +21,11 @@ fidelity (seed-mean) with the reference (seed-mean), and of the reference with i
 two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<reference>-<cpu kind>.json``.
 With ``--across-kinds`` it also reads the same candidates, fidelities and seeds as every other
 kind of CPU trained them (rows already in the cache; nothing of another kind is trained): a
-kind is another draw of every seed's noise (docs/search-quality.md, section 2a), so each
-(kind, seed) is one draw of the ranking. It prints, per fidelity, the Spearman between every
-two draws (mean and range) and the pooled draws' mean against the pooled reference's.
+kind redraws much of every seed's noise (docs/search-quality.md, section 2a; not all of it,
+section 2b, last part), so each (kind, seed) is one draw of the ranking. It prints, per fidelity, the Spearman between every
+two draws (mean and range; then apart, the pairs of one seed on two kinds and the pairs of two
+seeds, which would agree alike if a kind were a draw of its own) and the pooled draws' mean
+against the pooled reference's.
 The last line is ``spearman=<preset fidelity vs reference>``.
 """
 
@@ -82,13 +84,20 @@ def draws_report(frame: pd.DataFrame, fidelities: list[str], reference: str) -> 
         if fid not in table:
             continue
         draws = table[fid].dropna(axis=1)  # a draw missing a candidate ranks nothing
-        pairs = [float(draws[a].corr(draws[b], method="spearman")) for a, b in itertools.combinations(draws.columns, 2)]
+        columns = list(itertools.combinations(draws.columns, 2))
+        pairs = [float(draws[a].corr(draws[b], method="spearman")) for a, b in columns]
         found: dict = {"draws": [f"{k} seed {s}" for k, s in draws.columns], "pairwise": pairs}
         line = f"{fid:>8}: {draws.shape[1]} draws"
         if len(pairs) == 1:
             line += f", which agree at {pairs[0]:.3f}"
         elif pairs:
             line += f", two of which agree at {statistics.fmean(pairs):.3f} on average ({min(pairs):.3f}-{max(pairs):.3f}, {len(pairs)} pairs)"
+        # are two kinds independent draws? then one seed on two kinds agrees no better than two seeds do
+        same = [r for (a, b), r in zip(columns, pairs) if a[1] == b[1] and a[0] != b[0]]
+        other = [r for (a, b), r in zip(columns, pairs) if a[1] != b[1]]
+        if same and other:
+            found["same_seed_other_kind"], found["other_seed"] = same, other
+            line += f"; one seed on two kinds {statistics.fmean(same):.3f} ({len(same)}), two seeds {statistics.fmean(other):.3f} ({len(other)})"
         if fid != reference and pooled_ref is not None and draws.shape[1]:
             found["pooled_vs_reference"] = float(draws.mean(axis=1).corr(pooled_ref, method="spearman"))
             line += f"; their mean against the reference's mean: {found['pooled_vs_reference']:.3f}"

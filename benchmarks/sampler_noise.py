@@ -1,0 +1,224 @@
+"""How much of the sampler comparison is the noise? The samplers on a landscape drawn from measured rows.
+
+    python benchmarks/sampler_noise.py --kind "x86_64 AVX512 GenuineIntel" --scales 0 0.5 1 --objectives 5
+    python benchmarks/sampler_noise.py --samplers tpe+startup10 tpe+univariate nsga2 random --scales 1
+
+The search issue asks the default sampler to reach random search's 40-trial mean hypervolume
+within 20 trained trials in each of three runs (``sampler_efficiency.py``). Those runs train
+every candidate once, with one seed, so a run's hypervolume is partly the luck of that seed.
+This script asks what the samplers do when the noise is known: each (sampler, sampler seed) is
+a real study on the preset driven to ``--n-trials`` trained trials by the real worker loop
+(``mtlsearch.run_worker``), the budget space and the baselines as in a real run, but a
+candidate is scored, not trained. Its score is the mean of the measured rows (``--fidelity``,
+training seed 0, one ``--kind`` of CPU, from ``benchmarks/results/trained.jsonl``) in its group
+of task-specific filters of the first convolution (none, one or two, three or more: the one
+feature that decides accuracy on fashion-mux, docs/search-quality.md, section 5), plus a
+normal draw of those rows' spread around their mean, times each of ``--scales``. The draw is
+seeded by the candidate and by the objective, so a candidate proposed again within a run scores
+the same (as a cached result does), and every run on one objective sees the same scores (as
+every real run trains with one seed). ``--objectives`` such draws are made per scale; on each,
+every sampler's runs (``--seeds``) are judged against random search's exactly as
+``sampler_efficiency.py`` judges them. Scale 0 is the landscape without noise; scale 1 is the
+spread the real rows have: the seed noise and whatever else the one feature does not explain
+(what a sampler could learn beyond it is noise here: the pessimistic side for a model-based
+sampler). ``tpe+startupN`` and ``tpe+univariate`` are the package's TPE with N random proposals
+after the baselines, or with one estimator per parameter, built here to be compared.
+
+Prints the landscape, then per scale and sampler the mean hypervolume after 10, 20, 30 and 40
+trained trials, how many searched candidates a run trained on the plateau (three or more
+filters), and per objective the trained trials the sampler's worst run needed to reach random
+search's 40-trial mean. The last line is ``met_at_scale1=<objectives on which the first sampler
+reached it within 20 trials in every run>/<objectives>`` (at the scale nearest 1). A run takes
+10-30 s (no training), ``--processes`` at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import random
+import statistics
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import optuna
+
+import mtlsearch
+from _quality import RESULTS, Cache, data_id, embedded, with_fidelity
+from mtlsearch import TrainResult
+from mtlsearch._figures import hypervolume_info
+from mtlsearch._study import make_sampler
+from mtlsearch.errors import SearchStalledError
+from mtlsearch.models import BASELINES, backbone_spec
+from sampler_efficiency import reach
+
+FIRST_CONV = "conv1.0"
+
+
+def first_conv_filters(allocation: dict[str, float], out_channels: int) -> int:
+    return round(allocation.get(FIRST_CONV, 0.0) * out_channels)
+
+
+def group_of(k: int) -> str:
+    """The counts of the first conv's filters that measure alike (docs/search-quality.md,
+    section 5, ``stem_filters.py``: none; one or two, within the noise of bottom-specific;
+    three and more, within the noise of all eight)."""
+    return "none" if k == 0 else "one or two" if k < 3 else "three or more"
+
+
+@dataclasses.dataclass(frozen=True)
+class Landscape:
+    """Per group of first-conv counts: the measured rows' mean accuracy, the std of the rows
+    around it, and how many rows there were."""
+
+    mean: dict[str, float]
+    spread: dict[str, float]
+    rows: dict[str, int]
+
+    @classmethod
+    def measured(cls, settings, kind: str, cache: Cache) -> Landscape:  # type: ignore[no-untyped-def]
+        out_channels = next(c.out_channels for c in backbone_spec(settings.backbone).convs if c.name == FIRST_CONV)
+        data = data_id(settings)
+        fid = f"{settings.fidelity.epochs}x{settings.fidelity.train_size}"
+        found: dict[str, list[float]] = defaultdict(list)
+        for (row_data, _, row_fid, seed, row_kind), row in cache.rows.items():
+            if row_data == data and row_fid == fid and seed == 0 and row_kind == kind:
+                found[group_of(first_conv_filters(row["allocation"], out_channels))].append(row["accuracy"])
+        if len(found) < 3 or min(len(v) for v in found.values()) < 2:
+            raise SystemExit(f"too few cached rows for {data} at {fid} on {kind!r}: run sampler_efficiency.py there first")
+        return cls({g: statistics.fmean(v) for g, v in found.items()}, {g: statistics.stdev(v) for g, v in found.items()},
+                   {g: len(v) for g, v in found.items()})  # fmt: skip
+
+    def describe(self) -> str:
+        return "  ".join(f"{g}: {self.mean[g]:.4f} ± {self.spread[g]:.4f} ({self.rows[g]} rows)" for g in ("none", "one or two", "three or more"))
+
+
+class LandscapeEvaluator:
+    """A candidate's score: the landscape's mean at its first-conv count plus ``scale`` x a
+    normal draw of that count's spread, seeded by the candidate and the objective."""
+
+    device = "cpu"
+
+    def __init__(self, landscape: Landscape, out_channels: int, tasks: tuple[str, ...], scale: float, objective: int) -> None:
+        self.landscape, self.out_channels, self.tasks, self.scale, self.objective = landscape, out_channels, tasks, scale, objective
+
+    def __call__(self, candidate, *, on_step=None, probe=None) -> TrainResult:  # type: ignore[no-untyped-def]
+        group = group_of(first_conv_filters(candidate.allocation_dict, self.out_channels))
+        seed = int.from_bytes(hashlib.sha256(f"{candidate.key}|{self.objective}".encode()).digest()[:8], "big")
+        score = self.landscape.mean[group] + self.scale * self.landscape.spread[group] * random.Random(seed).gauss(0.0, 1.0)
+        return TrainResult(dict.fromkeys(self.tasks, score), train_seconds=0.0, images_per_second=0.0)
+
+
+def sampler_for(name: str, settings, seed: int) -> optuna.samplers.BaseSampler:  # type: ignore[no-untyped-def]
+    """A sampler of the package (``make_sampler``), or the package's TPE with options after
+    ``+``: ``startupN`` (N random proposals after the baselines before its model takes over),
+    ``univariate`` (one Parzen estimator per parameter instead of the joint one)."""
+    base, *options = name.split("+")
+    if not options:
+        return make_sampler(dataclasses.replace(settings, sampler=name, seed=seed))
+    if base != "tpe":
+        raise SystemExit(f"options after + are TPE's, not {base!r}'s: {name!r}")
+    extra, multivariate = 0, True
+    for option in options:
+        if option.startswith("startup") and option.removeprefix("startup").isdigit():
+            extra = int(option.removeprefix("startup"))
+        elif option == "univariate":
+            multivariate = False
+        else:
+            raise SystemExit(f"unknown TPE option {option!r} in {name!r}: use startupN or univariate")
+    return optuna.samplers.TPESampler(seed=seed, multivariate=multivariate, n_startup_trials=len(BASELINES) + extra, constant_liar=True)
+
+
+def run(job: tuple) -> dict:  # type: ignore[type-arg]
+    preset, fidelity, landscape, sampler, seed, scale, objective, n_trials = job
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = with_fidelity(embedded(preset, sampler=sampler.split("+")[0]), fidelity)
+    out_channels = next(c.out_channels for c in backbone_spec(settings.backbone).convs if c.name == FIRST_CONV)
+    evaluator = LandscapeEvaluator(landscape, out_channels, settings.tasks, scale, objective)
+    with tempfile.TemporaryDirectory() as tmp:
+        study = mtlsearch.create_study(settings, storage=f"sqlite:///{tmp}/s.db", study_name=f"{sampler}-{seed}", n_trials=n_trials).study
+        study.sampler = sampler_for(sampler, settings, seed)
+        stalled = None
+        try:
+            mtlsearch.run_worker(study, settings, evaluator, n_trials=n_trials)
+        except SearchStalledError as exc:
+            stalled = str(exc)
+        volumes = hypervolume_info(study, mtlsearch.trials_frame(study), settings).hypervolume
+        records = mtlsearch.records(study.get_trials(deepcopy=False))
+    searched = [r for r in records if r.kind == "trained" and r.strategy == "search"]
+    best = max(searched, key=lambda r: r.accuracy or 0.0)
+    plateau = sum(group_of(first_conv_filters(r.allocation, out_channels)) == "three or more" for r in searched)
+    return {"sampler": sampler, "seed": seed, "scale": scale, "objective": objective, "hypervolume": volumes, "stalled": stalled,
+            "reused": sum(r.kind == "reused" for r in records), "best_k": first_conv_filters(best.allocation, out_channels),
+            "plateau": plateau, "searched": len(searched)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="fashion-mux-pretrained")
+    parser.add_argument("--fidelity", default="10x250", help="EPOCHSxIMAGES of the measured rows (and of the runs' settings)")
+    parser.add_argument("--kind", help="the CPU kind whose rows draw the landscape (default: the one with the most rows there)")
+    parser.add_argument("--samplers", nargs="+", default=["tpe", "random"],
+                        help="the first is judged against random; tpe+startupN, tpe+univariate: the package's TPE with N random "
+                        "proposals after the baselines, or with one estimator per parameter")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampler seeds, one run each per objective")
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.0, 1.0], help="noise, as a multiple of the rows' spread")
+    parser.add_argument("--objectives", type=int, default=5, help="draws of the noise per scale")
+    parser.add_argument("--n-trials", type=int, default=40)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
+    args = parser.parse_args()
+    if "random" not in args.samplers:
+        parser.error("--samplers must include random: the first sampler is judged against it")
+    settings = with_fidelity(embedded(args.preset), args.fidelity)
+    for name in args.samplers:  # a bad name stops here, not in a pool's worker
+        try:
+            sampler_for(name, settings, 0)
+        except SystemExit as exc:
+            parser.error(str(exc))
+    cache = Cache(Path(args.cache))
+    data, fid = data_id(settings), args.fidelity
+    counts = defaultdict(int)
+    for row_data, _, row_fid, seed, row_kind in cache.rows:
+        if row_data == data and row_fid == fid and seed == 0:
+            counts[row_kind] += 1
+    kind = args.kind or max(counts, key=counts.get, default="")
+    landscape = Landscape.measured(settings, kind, cache)
+    print(f"{args.preset} at {fid}, landscape from {sum(landscape.rows.values())} rows of {kind} (training seed 0):")
+    print(f"  first-conv filters task-specific: {landscape.describe()}")
+    jobs = [(args.preset, fid, landscape, s, seed, scale, obj, args.n_trials)
+            for scale in args.scales for obj in range(args.objectives) for s in args.samplers for seed in args.seeds]  # fmt: skip
+    from multiprocessing import get_context
+
+    with get_context("spawn").Pool(args.processes) as pool:
+        results = list(pool.imap_unordered(run, jobs))
+    first = args.samplers[0]
+    met: dict[str, dict[float, int]] = {}
+    for scale in args.scales:
+        at = [r for r in results if r["scale"] == scale]
+        print(f"scale {scale:g}: noise std " + ", ".join(f"{scale * landscape.spread[g]:.4f} ({g})" for g in ("none", "one or two", "three or more")))
+        for s in args.samplers:
+            mine = [r for r in at if r["sampler"] == s]
+            marks = "  ".join(f"@{n} {statistics.fmean(r['hypervolume'][min(n, len(r['hypervolume'])) - 1] for r in mine):.4f}" for n in (10, 20, 30, 40) if n <= args.n_trials)
+            ks = sorted(r["best_k"] for r in mine)
+            plateau = statistics.fmean(r["plateau"] for r in mine)
+            print(f"  {s:<7} hypervolume {marks}   best's first-conv filters {ks}; of {statistics.fmean(r['searched'] for r in mine):.0f} searched "
+                  f"candidates trained, {plateau:.1f} hold three or more; reused {statistics.fmean(r['reused'] for r in mine):.0f} a run")  # fmt: skip
+        for s in [s for s in args.samplers if s != "random"]:
+            worst = []
+            for obj in range(args.objectives):
+                runs = [r for r in at if r["objective"] == obj]
+                target = statistics.fmean(r["hypervolume"][-1] for r in runs if r["sampler"] == "random")
+                worst.append(max(n if n is not None else float("inf") for n in (reach(r["hypervolume"], target) for r in runs if r["sampler"] == s)))
+            within = sum(n <= 20 for n in worst)
+            met.setdefault(s, {})[scale] = within
+            print(f"  {s} reaches random's {args.n_trials}-trial mean within 20 trials in every run on {within} of {args.objectives} objectives; "
+                  f"its worst run per objective: {[n if n != float('inf') else 'never' for n in worst]}")  # fmt: skip
+    nearest = min(args.scales, key=lambda s: abs(s - 1.0))
+    print(f"met_at_scale1={met[first][nearest]}/{args.objectives}" if first in met else "met_at_scale1=nan (the first sampler is random)")
+
+
+if __name__ == "__main__":
+    main()
