@@ -46,7 +46,7 @@ from pathlib import Path
 import optuna
 
 import mtlsearch
-from _quality import RESULTS, Cache, data_id, embedded, with_fidelity
+from _quality import RESULTS, Cache, data_id, embedded, fidelity_name, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
@@ -57,15 +57,33 @@ from sampler_efficiency import reach
 FIRST_CONV = "conv1.0"
 
 
+GROUPS = ("none", "one or two", "three or more")
+
+
+def first_conv_channels(settings) -> int:  # type: ignore[no-untyped-def]
+    return next(c.out_channels for c in backbone_spec(settings.backbone).convs if c.name == FIRST_CONV)
+
+
 def first_conv_filters(allocation: dict[str, float], out_channels: int) -> int:
     return round(allocation.get(FIRST_CONV, 0.0) * out_channels)
+
+
+def measured_rows(cache: Cache, settings) -> dict[str, list[dict]]:  # type: ignore[no-untyped-def]
+    """The cached rows of the preset's data at its fidelity with training seed 0 (the seed of
+    the real sampler runs), per kind of CPU."""
+    data, fid = data_id(settings), fidelity_name(settings.fidelity)
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    for (row_data, _, row_fid, seed, kind), row in cache.rows.items():
+        if row_data == data and row_fid == fid and seed == 0:
+            by_kind[kind].append(row)
+    return by_kind
 
 
 def group_of(k: int) -> str:
     """The counts of the first conv's filters that measure alike (docs/search-quality.md,
     section 5, ``stem_filters.py``: none; one or two, within the noise of bottom-specific;
     three and more, within the noise of all eight)."""
-    return "none" if k == 0 else "one or two" if k < 3 else "three or more"
+    return GROUPS[0] if k == 0 else GROUPS[1] if k < 3 else GROUPS[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,21 +96,18 @@ class Landscape:
     rows: dict[str, int]
 
     @classmethod
-    def measured(cls, settings, kind: str, cache: Cache) -> Landscape:  # type: ignore[no-untyped-def]
-        out_channels = next(c.out_channels for c in backbone_spec(settings.backbone).convs if c.name == FIRST_CONV)
-        data = data_id(settings)
-        fid = f"{settings.fidelity.epochs}x{settings.fidelity.train_size}"
+    def measured(cls, rows: list[dict], out_channels: int) -> Landscape:
         found: dict[str, list[float]] = defaultdict(list)
-        for (row_data, _, row_fid, seed, row_kind), row in cache.rows.items():
-            if row_data == data and row_fid == fid and seed == 0 and row_kind == kind:
-                found[group_of(first_conv_filters(row["allocation"], out_channels))].append(row["accuracy"])
-        if len(found) < 3 or min(len(v) for v in found.values()) < 2:
-            raise SystemExit(f"too few cached rows for {data} at {fid} on {kind!r}: run sampler_efficiency.py there first")
+        for row in rows:
+            found[group_of(first_conv_filters(row["allocation"], out_channels))].append(row["accuracy"])
+        if len(found) < len(GROUPS) or min(len(v) for v in found.values()) < 2:
+            raise SystemExit(f"too few cached rows in some group of {GROUPS} ({ {g: len(v) for g, v in found.items()} }): "
+                             "run sampler_efficiency.py on that kind of CPU first")  # fmt: skip
         return cls({g: statistics.fmean(v) for g, v in found.items()}, {g: statistics.stdev(v) for g, v in found.items()},
                    {g: len(v) for g, v in found.items()})  # fmt: skip
 
     def describe(self) -> str:
-        return "  ".join(f"{g}: {self.mean[g]:.4f} ± {self.spread[g]:.4f} ({self.rows[g]} rows)" for g in ("none", "one or two", "three or more"))
+        return "  ".join(f"{g}: {self.mean[g]:.4f} ± {self.spread[g]:.4f} ({self.rows[g]} rows)" for g in GROUPS)
 
 
 class LandscapeEvaluator:
@@ -135,7 +150,7 @@ def run(job: tuple) -> dict:  # type: ignore[type-arg]
     preset, fidelity, landscape, sampler, seed, scale, objective, n_trials = job
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = with_fidelity(embedded(preset, sampler=sampler.split("+")[0]), fidelity)
-    out_channels = next(c.out_channels for c in backbone_spec(settings.backbone).convs if c.name == FIRST_CONV)
+    out_channels = first_conv_channels(settings)
     evaluator = LandscapeEvaluator(landscape, out_channels, settings.tasks, scale, objective)
     with tempfile.TemporaryDirectory() as tmp:
         study = mtlsearch.create_study(settings, storage=f"sqlite:///{tmp}/s.db", study_name=f"{sampler}-{seed}", n_trials=n_trials).study
@@ -149,7 +164,7 @@ def run(job: tuple) -> dict:  # type: ignore[type-arg]
         records = mtlsearch.records(study.get_trials(deepcopy=False))
     searched = [r for r in records if r.kind == "trained" and r.strategy == "search"]
     best = max(searched, key=lambda r: r.accuracy or 0.0)
-    plateau = sum(group_of(first_conv_filters(r.allocation, out_channels)) == "three or more" for r in searched)
+    plateau = sum(group_of(first_conv_filters(r.allocation, out_channels)) == GROUPS[-1] for r in searched)
     return {"sampler": sampler, "seed": seed, "scale": scale, "objective": objective, "hypervolume": volumes, "stalled": stalled,
             "reused": sum(r.kind == "reused" for r in records), "best_k": first_conv_filters(best.allocation, out_channels),
             "plateau": plateau, "searched": len(searched)}  # fmt: skip
@@ -178,14 +193,15 @@ def main() -> None:
             sampler_for(name, settings, 0)
         except SystemExit as exc:
             parser.error(str(exc))
-    cache = Cache(Path(args.cache))
-    data, fid = data_id(settings), args.fidelity
-    counts = defaultdict(int)
-    for row_data, _, row_fid, seed, row_kind in cache.rows:
-        if row_data == data and row_fid == fid and seed == 0:
-            counts[row_kind] += 1
-    kind = args.kind or max(counts, key=counts.get, default="")
-    landscape = Landscape.measured(settings, kind, cache)
+    by_kind = measured_rows(Cache(Path(args.cache)), settings)
+    kind = args.kind or max(by_kind, key=lambda k: len(by_kind[k]), default="")
+    if kind not in by_kind:
+        parser.error(f"no cached rows of {data_id(settings)} at {args.fidelity} with seed 0 on {kind!r}; kinds that have some: {sorted(by_kind)}")
+    try:
+        landscape = Landscape.measured(by_kind[kind], first_conv_channels(settings))
+    except SystemExit as exc:
+        parser.error(f"{kind}: {exc}")
+    fid = args.fidelity
     print(f"{args.preset} at {fid}, landscape from {sum(landscape.rows.values())} rows of {kind} (training seed 0):")
     print(f"  first-conv filters task-specific: {landscape.describe()}")
     jobs = [(args.preset, fid, landscape, s, seed, scale, obj, args.n_trials)
@@ -198,7 +214,7 @@ def main() -> None:
     met: dict[str, dict[float, int]] = {}
     for scale in args.scales:
         at = [r for r in results if r["scale"] == scale]
-        print(f"scale {scale:g}: noise std " + ", ".join(f"{scale * landscape.spread[g]:.4f} ({g})" for g in ("none", "one or two", "three or more")))
+        print(f"scale {scale:g}: noise std " + ", ".join(f"{scale * landscape.spread[g]:.4f} ({g})" for g in GROUPS))
         for s in args.samplers:
             mine = [r for r in at if r["sampler"] == s]
             marks = "  ".join(f"@{n} {statistics.fmean(r['hypervolume'][min(n, len(r['hypervolume'])) - 1] for r in mine):.4f}" for n in (10, 20, 30, 40) if n <= args.n_trials)
