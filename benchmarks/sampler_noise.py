@@ -44,6 +44,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import optuna
+import torch
 
 import mtlsearch
 from _quality import RESULTS, Cache, data_id, embedded, fidelity_name, with_fidelity
@@ -148,6 +149,7 @@ def sampler_for(name: str, settings, seed: int) -> optuna.samplers.BaseSampler: 
 
 def run(job: tuple) -> dict:  # type: ignore[type-arg]
     preset, fidelity, landscape, sampler, seed, scale, objective, n_trials = job
+    torch.set_num_threads(1)  # the GP sampler's fits run on torch: one thread a process
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = with_fidelity(embedded(preset, sampler=sampler.split("+")[0]), fidelity)
     out_channels = first_conv_channels(settings)
