@@ -79,6 +79,14 @@ class Cache:
         """The row this kind of CPU (or ``kind``) trained."""
         return self.rows.get((data, key, fidelity, seed, kind or cpu_kind()))
 
+    def by_kind(self, data: str, fidelity: str, seed: int) -> dict[str, list[dict]]:
+        """Every row of ``data`` at ``fidelity`` and ``seed``, whatever its candidate, per kind of CPU."""
+        found: dict[str, list[dict]] = {}
+        for (row_data, _, row_fidelity, row_seed, kind), row in self.rows.items():
+            if (row_data, row_fidelity, row_seed) == (data, fidelity, seed):
+                found.setdefault(kind, []).append(row)
+        return found
+
     @property
     def kinds(self) -> list[str]:
         """Every kind of CPU that has rows here."""

@@ -36,6 +36,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import optuna
@@ -132,6 +133,11 @@ def reach(volumes: list[float], target: float) -> int | None:
     return next((i + 1 for i, v in enumerate(volumes) if v >= target - 1e-12), None)
 
 
+def worst(needed: Iterable[int | None]) -> float:
+    """The most trials any run needed to reach a mark (infinite when a run never did)."""
+    return max(n if n is not None else float("inf") for n in needed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="embedded")
@@ -199,12 +205,12 @@ def main() -> None:
         return
     if "random" in runs:
         target = mean_at("random", args.n_trials)
-        worst = {}
+        slowest = {}
         for name in runs:
             needed = [reach(r["hypervolume"], target) for r in runs[name]]
-            worst[name] = max(n if n is not None else float("inf") for n in needed)
+            slowest[name] = worst(needed)
             print(f"{name:<22} reaches random's {args.n_trials}-trial mean hypervolume {target:.4f} after {needed} trained trials")
-        print(f"trials_to_random{args.n_trials}={worst[args.samplers[0]]:g}")
+        print(f"trials_to_random{args.n_trials}={slowest[args.samplers[0]]:g}")
 
 
 if __name__ == "__main__":

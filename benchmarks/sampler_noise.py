@@ -47,17 +47,15 @@ import optuna
 import torch
 
 import mtlsearch
-from _quality import RESULTS, Cache, data_id, embedded, fidelity_name, with_fidelity
+from _quality import RESULTS, Cache, data_id, embedded, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
 from mtlsearch.errors import SearchStalledError
 from mtlsearch.models import BASELINES, backbone_spec
-from sampler_efficiency import reach
+from sampler_efficiency import reach, worst
 
 FIRST_CONV = "conv1.0"
-
-
 GROUPS = ("none", "one or two", "three or more")
 
 
@@ -67,17 +65,6 @@ def first_conv_channels(settings) -> int:  # type: ignore[no-untyped-def]
 
 def first_conv_filters(allocation: dict[str, float], out_channels: int) -> int:
     return round(allocation.get(FIRST_CONV, 0.0) * out_channels)
-
-
-def measured_rows(cache: Cache, settings) -> dict[str, list[dict]]:  # type: ignore[no-untyped-def]
-    """The cached rows of the preset's data at its fidelity with training seed 0 (the seed of
-    the real sampler runs), per kind of CPU."""
-    data, fid = data_id(settings), fidelity_name(settings.fidelity)
-    by_kind: dict[str, list[dict]] = defaultdict(list)
-    for (row_data, _, row_fid, seed, kind), row in cache.rows.items():
-        if row_data == data and row_fid == fid and seed == 0:
-            by_kind[kind].append(row)
-    return by_kind
 
 
 def group_of(k: int) -> str:
@@ -102,7 +89,7 @@ class Landscape:
         for row in rows:
             found[group_of(first_conv_filters(row["allocation"], out_channels))].append(row["accuracy"])
         if len(found) < len(GROUPS) or min(len(v) for v in found.values()) < 2:
-            raise SystemExit(f"too few cached rows in some group of {GROUPS} ({ {g: len(v) for g, v in found.items()} }): "
+            raise ValueError(f"too few cached rows in some group of {GROUPS} ({ {g: len(v) for g, v in found.items()} }): "
                              "run sampler_efficiency.py on that kind of CPU first")  # fmt: skip
         return cls({g: statistics.fmean(v) for g, v in found.items()}, {g: statistics.stdev(v) for g, v in found.items()},
                    {g: len(v) for g, v in found.items()})  # fmt: skip
@@ -135,7 +122,7 @@ def sampler_for(name: str, settings, seed: int) -> optuna.samplers.BaseSampler: 
     if not options:
         return make_sampler(dataclasses.replace(settings, sampler=name, seed=seed))
     if base != "tpe":
-        raise SystemExit(f"options after + are TPE's, not {base!r}'s: {name!r}")
+        raise ValueError(f"options after + are TPE's, not {base!r}'s: {name!r}")
     extra, multivariate = 0, True
     for option in options:
         if option.startswith("startup") and option.removeprefix("startup").isdigit():
@@ -143,7 +130,7 @@ def sampler_for(name: str, settings, seed: int) -> optuna.samplers.BaseSampler: 
         elif option == "univariate":
             multivariate = False
         else:
-            raise SystemExit(f"unknown TPE option {option!r} in {name!r}: use startupN or univariate")
+            raise ValueError(f"unknown TPE option {option!r} in {name!r}: use startupN or univariate")
     return optuna.samplers.TPESampler(seed=seed, multivariate=multivariate, n_startup_trials=len(BASELINES) + extra, constant_liar=True)
 
 
@@ -193,15 +180,15 @@ def main() -> None:
     for name in args.samplers:  # a bad name stops here, not in a pool's worker
         try:
             sampler_for(name, settings, 0)
-        except SystemExit as exc:
+        except ValueError as exc:
             parser.error(str(exc))
-    by_kind = measured_rows(Cache(Path(args.cache)), settings)
+    by_kind = Cache(Path(args.cache)).by_kind(data_id(settings), args.fidelity, 0)  # seed 0: the real sampler runs' training seed
     kind = args.kind or max(by_kind, key=lambda k: len(by_kind[k]), default="")
     if kind not in by_kind:
         parser.error(f"no cached rows of {data_id(settings)} at {args.fidelity} with seed 0 on {kind!r}; kinds that have some: {sorted(by_kind)}")
     try:
         landscape = Landscape.measured(by_kind[kind], first_conv_channels(settings))
-    except SystemExit as exc:
+    except ValueError as exc:
         parser.error(f"{kind}: {exc}")
     fid = args.fidelity
     print(f"{args.preset} at {fid}, landscape from {sum(landscape.rows.values())} rows of {kind} (training seed 0):")
@@ -225,15 +212,15 @@ def main() -> None:
             print(f"  {s:<7} hypervolume {marks}   best's first-conv filters {ks}; of {statistics.fmean(r['searched'] for r in mine):.0f} searched "
                   f"candidates trained, {plateau:.1f} hold three or more; reused {statistics.fmean(r['reused'] for r in mine):.0f} a run")  # fmt: skip
         for s in [s for s in args.samplers if s != "random"]:
-            worst = []
+            slowest = []
             for obj in range(args.objectives):
                 runs = [r for r in at if r["objective"] == obj]
                 target = statistics.fmean(r["hypervolume"][-1] for r in runs if r["sampler"] == "random")
-                worst.append(max(n if n is not None else float("inf") for n in (reach(r["hypervolume"], target) for r in runs if r["sampler"] == s)))
-            within = sum(n <= 20 for n in worst)
+                slowest.append(worst(reach(r["hypervolume"], target) for r in runs if r["sampler"] == s))
+            within = sum(n <= 20 for n in slowest)
             met.setdefault(s, {})[scale] = within
             print(f"  {s} reaches random's {args.n_trials}-trial mean within 20 trials in every run on {within} of {args.objectives} objectives; "
-                  f"its worst run per objective: {[n if n != float('inf') else 'never' for n in worst]}")  # fmt: skip
+                  f"its worst run per objective: {[n if n != float('inf') else 'never' for n in slowest]}")  # fmt: skip
     nearest = min(args.scales, key=lambda s: abs(s - 1.0))
     print(f"met_at_scale1={met[first][nearest]}/{args.objectives}" if first in met else "met_at_scale1=nan (the first sampler is random)")
 
