@@ -17,8 +17,8 @@ default fidelity given with ``--fidelity``). Everything trained is kept in ``ben
 trained on this kind of CPU (and recorded as such) are reused.
 
 Prints each candidate's accuracy at every fidelity, then the Spearman rank correlation of each
-fidelity (seed-mean) with the reference (seed-mean), and of the reference with itself across
-two seeds (how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<reference>-<cpu kind>.json``.
+fidelity (seed-mean) with the reference (seed-mean), and of every fidelity with itself across
+every two seeds (for the reference: how far ranks can agree at all). Writes ``benchmarks/results/proxy_fidelity-<dataset>-<reference>-<cpu kind>.json``.
 With ``--across-kinds`` it also reads the same candidates, fidelities and seeds as every other
 kind of CPU trained them (rows already in the cache; nothing of another kind is trained): a
 kind redraws much of every seed's noise (docs/search-quality.md, section 2a; not all of it,
@@ -150,14 +150,25 @@ def main() -> None:
 
     spearman = {fid: float(means[fid].corr(means[reference], method="spearman")) for fid in fidelities[:-1]}
     per_seed = {fid: [float(ranks(fid, s).corr(ranks(reference, s), method="spearman")) for s in args.seeds] for fid in fidelities[:-1]}
-    ceiling = float(ranks(reference, args.seeds[0]).corr(ranks(reference, args.seeds[1]), method="spearman")) if len(args.seeds) > 1 else math.nan
+    def across_seeds(fid: str) -> dict[tuple[int, int], float]:
+        """The Spearman of one fidelity with itself, for every two seeds."""
+        return {(a, b): float(ranks(fid, a).corr(ranks(fid, b), method="spearman")) for a, b in itertools.combinations(args.seeds, 2)}
+
+    def print_across_seeds(fid: str) -> float:
+        pairs = across_seeds(fid)
+        if not pairs:
+            return math.nan
+        mean = statistics.fmean(pairs.values())
+        each = ", ".join(f"seeds {a} and {b} {v:.3f}" for (a, b), v in pairs.items())
+        print(f"{fid:>8} against itself: spearman {mean:.3f}" + (f" on average ({each})" if len(pairs) > 1 else f" ({each})"))
+        return mean
+
     for fid in fidelities[:-1]:
         print(f"{fid:>8} vs {reference}: spearman {spearman[fid]:.3f} (seed-mean), per seed {[round(v, 3) for v in per_seed[fid]]}, "
               f"{seconds[fid]:.1f} s a candidate vs {seconds[reference]:.1f} s (one thread, two processes)")  # fmt: skip
-    print(f"{reference} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman {ceiling:.3f}")
+    ceiling = print_across_seeds(reference)
     for fid in fidelities[:-1]:
-        print(f"{fid:>8} seed {args.seeds[0]} vs seed {args.seeds[-1]}: spearman "
-              f"{float(ranks(fid, args.seeds[0]).corr(ranks(fid, args.seeds[-1]), method='spearman')):.3f}")  # fmt: skip
+        print_across_seeds(fid)
     kinds = {}
     if args.across_kinds:
         print("every kind of CPU that has these rows, each (kind, seed) a draw:")
