@@ -150,12 +150,9 @@ def main() -> None:
 
     spearman = {fid: float(means[fid].corr(means[reference], method="spearman")) for fid in fidelities[:-1]}
     per_seed = {fid: [float(ranks(fid, s).corr(ranks(reference, s), method="spearman")) for s in args.seeds] for fid in fidelities[:-1]}
-    def across_seeds(fid: str) -> dict[tuple[int, int], float]:
-        """The Spearman of one fidelity with itself, for every two seeds."""
-        return {(a, b): float(ranks(fid, a).corr(ranks(fid, b), method="spearman")) for a, b in itertools.combinations(args.seeds, 2)}
-
     def print_across_seeds(fid: str) -> float:
-        pairs = across_seeds(fid)
+        """Prints the Spearman of one fidelity with itself for every two seeds; returns their mean."""
+        pairs = {(a, b): float(ranks(fid, a).corr(ranks(fid, b), method="spearman")) for a, b in itertools.combinations(args.seeds, 2)}
         if not pairs:
             return math.nan
         mean = statistics.fmean(pairs.values())
