@@ -52,19 +52,15 @@ from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
 from mtlsearch._study import make_sampler
 from mtlsearch.errors import SearchStalledError
-from mtlsearch.models import BASELINES, backbone_spec
+from mtlsearch.models import BASELINES
 from sampler_efficiency import reach, worst
+from stem_filters import STEM, stem_width
 
-FIRST_CONV = "conv1.0"
 GROUPS = ("none", "one or two", "three or more")
 
 
-def first_conv_channels(settings) -> int:  # type: ignore[no-untyped-def]
-    return next(c.out_channels for c in backbone_spec(settings.backbone).convs if c.name == FIRST_CONV)
-
-
 def first_conv_filters(allocation: dict[str, float], out_channels: int) -> int:
-    return round(allocation.get(FIRST_CONV, 0.0) * out_channels)
+    return round(allocation.get(STEM, 0.0) * out_channels)
 
 
 def group_of(k: int) -> str:
@@ -139,7 +135,7 @@ def run(job: tuple) -> dict:  # type: ignore[type-arg]
     torch.set_num_threads(1)  # the GP sampler's fits run on torch: one thread a process
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = with_fidelity(embedded(preset, sampler=sampler.split("+")[0]), fidelity)
-    out_channels = first_conv_channels(settings)
+    out_channels = stem_width(settings)
     evaluator = LandscapeEvaluator(landscape, out_channels, settings.tasks, scale, objective)
     with tempfile.TemporaryDirectory() as tmp:
         study = mtlsearch.create_study(settings, storage=f"sqlite:///{tmp}/s.db", study_name=f"{sampler}-{seed}", n_trials=n_trials).study
@@ -187,7 +183,7 @@ def main() -> None:
     if kind not in by_kind:
         parser.error(f"no cached rows of {data_id(settings)} at {args.fidelity} with seed 0 on {kind!r}; kinds that have some: {sorted(by_kind)}")
     try:
-        landscape = Landscape.measured(by_kind[kind], first_conv_channels(settings))
+        landscape = Landscape.measured(by_kind[kind], stem_width(settings))
     except ValueError as exc:
         parser.error(f"{kind}: {exc}")
     fid = args.fidelity

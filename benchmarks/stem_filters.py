@@ -33,6 +33,11 @@ from mtlsearch._study import space_for
 STEM = "conv1.0"
 
 
+def stem_width(settings) -> int:  # type: ignore[no-untyped-def]
+    """How many filters the first convolution of ``settings``' backbone has."""
+    return next(c.out_channels for c in space_for(settings).spec.convs if c.name == STEM)
+
+
 def report(rows: dict[int, list[dict]], whole: int) -> tuple[float, float]:
     """Prints one fidelity's table; returns the whole conv minus its best part (mean, std)."""
     means = pd.Series({k: statistics.fmean(r["accuracy"] for r in group) for k, group in rows.items()})
@@ -59,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     preset = embedded(args.preset)
-    whole = next(c.out_channels for c in space_for(preset).spec.convs if c.name == STEM)
+    whole = stem_width(preset)
     filters = sorted(set(args.filters if args.filters else [*range(0, whole + 1, 2), 3, 5]) | {whole})
     if len(args.seeds) < 2 or not 0 <= min(filters) or max(filters) > whole:
         parser.error(f"--filters must lie in 0..{whole} and --seeds name at least two seeds")
