@@ -177,7 +177,7 @@ def search(
     *,
     n_trials: int,
     device: str = "auto",
-    execution: str = "auto",
+    execution: str | None = None,
     timeout: float | None = None,
     callbacks: Callbacks | None = None,
     liveness: Liveness | None = None,
@@ -189,7 +189,7 @@ def search(
 
 
 def repeat_front(
-    study: optuna.Study, settings: Settings, tasks: list[Task], repeats: int, *, device: str = "auto", execution: str = "auto",
+    study: optuna.Study, settings: Settings, tasks: list[Task], repeats: int, *, device: str = "auto", execution: str | None = None,
     on_trained: Callable[[int, int, float, int, int], None] | None = None,
 ) -> int:  # fmt: skip
     """Retrain the front's candidates (and bottom-specific) with ``repeats`` new seeds, where not
@@ -258,7 +258,7 @@ def train(
     head_warmup_epochs: int | None = None,
     data_root: Path | None = None,
     device: str = "auto",
-    execution: str = "auto",
+    execution: str | None = None,
     allow_over_budget: bool = False,
     on_step: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda line: None,

@@ -34,13 +34,13 @@ class Evaluator(Protocol):
 @dataclass
 class TrainingEvaluator:
     """Trains every candidate with ``train_allocation`` on ``tasks`` at the study's fidelity and
-    seed, on ``device``, its steps run as ``execution`` says (``auto``: the verdict its first
+    seed, on ``device``, its steps run as ``execution`` says (None: the study's way; ``auto``: the verdict its first
     candidate's timing found, kept for the others)."""
 
     settings: Settings
     tasks: Sequence[Task]
     device: str = "auto"
-    execution: str = "auto"
+    execution: str | None = None
     seed: int | None = None  # another seed than the study's (--repeats)
     verdicts: dict[tuple[object, ...], bool] = field(default_factory=dict)
 

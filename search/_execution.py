@@ -15,8 +15,9 @@ from mtlsearch.errors import UsageError
 EXECUTIONS = ("auto", "loop", "stacked")
 
 
-def check_execution(execution: str) -> str:
-    if execution not in EXECUTIONS:
+def check_execution(execution: str | None) -> str | None:
+    """``execution`` if it names a way; None (the study's own way, ``Settings.execution``) stays None."""
+    if execution is not None and execution not in EXECUTIONS:
         raise UsageError(f"unknown --execution {execution!r}: choose one of {', '.join(EXECUTIONS)}")
     return execution
 

@@ -22,7 +22,7 @@ from mtlsearch._views import WorkerView, console, describe_study, err_console, q
 from mtlsearch._worker import Liveness, StoppedDuringOutage, trained_count
 from mtlsearch.errors import MtlsearchError, StorageUnavailableError, first_line
 
-def checked_run_options(heartbeat_interval: int, grace_period: int, execution: str, device: str, devices: str | None):  # type: ignore[no-untyped-def]
+def checked_run_options(heartbeat_interval: int, grace_period: int, execution: str | None, device: str, devices: str | None):  # type: ignore[no-untyped-def]
     """Everything ``run`` can check about its own options before it touches data or storage."""
 
     api.check_execution(execution)
@@ -42,7 +42,7 @@ def describe(handle, settings) -> int:  # type: ignore[no-untyped-def]
     return trained
 
 
-def search_here(handle, settings, tasks, *, device: str, execution: str, timeout, beats, patience: float, exit_on_stop: bool = False) -> bool:  # type: ignore[no-untyped-def]
+def search_here(handle, settings, tasks, *, device: str, execution: str | None, timeout, beats, patience: float, exit_on_stop: bool = False) -> bool:  # type: ignore[no-untyped-def]
     """Train in this process under the live display; True when Ctrl-C or SIGTERM stopped it."""
 
     stop_on_signals()
@@ -86,7 +86,7 @@ def search_in_workers(handle, workers: int, devices: list[str], *, timeout, beat
     return summary.interrupted
 
 
-def repeat(study, settings, tasks, repeats: int, *, device: str, execution: str) -> bool:  # type: ignore[no-untyped-def]
+def repeat(study, settings, tasks, repeats: int, *, device: str, execution: str | None) -> bool:  # type: ignore[no-untyped-def]
     """``--repeats R``; True when interrupted (the repeats stored so far are kept)."""
 
     progress, bar = steps_progress(f"repeating the front with {repeats} more seeds")

@@ -40,7 +40,7 @@ def run_repeats(
     repeats: int,
     *,
     device: str,
-    execution: str = "auto",
+    execution: str | None = None,
     on_trained: Callable[[int, int, float, int, int], None] | None = None,
 ) -> int:
     """Train every target with seeds ``seed + 1 .. seed + repeats`` where not stored yet; returns

@@ -14,9 +14,9 @@ from mtlsearch.errors import SettingsMismatchError, UsageError
 
 DEFAULT_PRESET = "embedded"
 _TOP_KEYS = {"description", "dataset", "backbone", "pretrained", "weights", "image_size", "granularity", "budget", "seed", "sampler",
-             "early_stop", "augment", "fidelity", "noise"}  # fmt: skip
+             "early_stop", "augment", "execution", "fidelity", "noise"}  # fmt: skip
 # Where the data lives may differ between machines; everything else defines the study.
-_NOT_COMPARED = {"data_root", "weights", "description", "noise"}
+_NOT_COMPARED = {"data_root", "weights", "description", "noise", "execution"}
 # A preset's measured noise holds for the setting it was measured at: these as the preset has them.
 _NOISE_DEPENDS_ON = ("dataset", "backbone", "image_size", "granularity", "pretrained", "weights_sha256", "augment", "fidelity")
 __all__ = ["DEFAULT_PRESET", "SAMPLERS", "Fidelity", "Settings", "available_presets", "read_preset", "resolve_settings", "with_weights"]
@@ -62,6 +62,9 @@ class Settings:
     sampler: str = "tpe"  # one of SAMPLERS
     early_stop: float | None = None  # opt-in: stop a candidate this far below the median at a third of its steps
     augment: bool = False  # random-resized crop and flip of every training batch (on in the real-data presets)
+    # how a training step runs the tasks (auto, loop, stacked; ``_execution``): the way a run or a
+    # worker takes when its --execution is not given. Stored, not compared: a worker may pin another.
+    execution: str = field(default="auto", compare=False)
     description: str = field(default="", compare=False)
     # the std of the difference in mean val accuracy between two candidates trained with the same
     # seed, as measured for the preset (docs/search-quality.md); None where unmeasured

@@ -296,13 +296,14 @@ def train_allocation(
     epochs: int | None = None,
     on_step: StepCallback | None = None,
     probe: Probe | None = None,
-    execution: str = "auto",
+    execution: str | None = None,
     verdicts: dict[tuple[object, ...], bool] | None = None,
 ) -> tuple[MultiDomainNet, TrainResult]:
     """The one build-and-train recipe (the worker, ``--repeats``, ``train`` and the benchmarks
     all use it): the multi-domain model of ``allocation`` over the study's backbone, built from
     the same seeded initialisation as every other candidate (its checkpoint or ImageNet weights
-    when the study has them), trained at the study's fidelity (``epochs`` overrides its epochs)."""
+    when the study has them), trained at the study's fidelity (``epochs`` overrides its epochs),
+    its steps run the study's way (``settings.execution``) unless ``execution`` names another."""
     import dataclasses
     from pathlib import Path
 
@@ -324,7 +325,7 @@ def train_allocation(
     )
     fidelity = settings.fidelity if epochs is None else dataclasses.replace(settings.fidelity, epochs=epochs)
     result = train_candidate(
-        model, tasks, fidelity, device=device, seed=seed, on_step=on_step, probe=probe, execution=execution, verdicts=verdicts,
+        model, tasks, fidelity, device=device, seed=seed, on_step=on_step, probe=probe, execution=settings.execution if execution is None else execution, verdicts=verdicts,
         augment=TrainAugment() if settings.augment else None,
     )
     return model, result

@@ -48,7 +48,7 @@ def train_full(
     source: dict[str, Any] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda line: None,
-    execution: str = "auto",
+    execution: str | None = None,
 ) -> FullResult:
     """Train ``candidate`` on all of every task's training images for ``epochs``; evaluate it
     on val and test; return the model and its card."""

@@ -31,6 +31,7 @@ FIXES = {
     "noise": "a finite number in [0, 1], or leave it out",
     "pretrained": "true or false",
     "augment": "true or false",
+    "execution": "one of auto, loop, stacked",
     "data_root": "a folder path",
     "weights": "a file path",
     "weights_sha256": "the sha256 of the checkpoint",
@@ -50,7 +51,7 @@ FIXES = {
 # the command-line option of a key, where it has one
 FLAGS = {
     "budget": "--budget", "image_size": "--image-size", "granularity": "--granularity", "seed": "--seed", "sampler": "--sampler",
-    "early_stop": "--early-stop", "backbone": "--backbone", "data_root": "--data-root", "weights": "--weights", "augment": "--augment",
+    "early_stop": "--early-stop", "backbone": "--backbone", "data_root": "--data-root", "weights": "--weights", "augment": "--augment", "execution": "--execution",
     "fidelity.epochs": "--epochs", "fidelity.train_size": "--train-size", "fidelity.val_size": "--val-size", "fidelity.head_warmup_epochs": "--head-warmup-epochs",
 }  # fmt: skip
 
@@ -92,6 +93,7 @@ def _models() -> tuple[type, type]:
         sampler: Literal["tpe", "random", "nsga2", "gp"] = "tpe"
         early_stop: Optional[float] = Field(default=None, ge=0, le=1)  # noqa: UP045
         augment: bool = False
+        execution: Literal["auto", "loop", "stacked"] = "auto"
         description: str = ""
         noise: Optional[float] = Field(default=None, ge=0, le=1)  # noqa: UP045
 

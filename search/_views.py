@@ -112,7 +112,8 @@ def describe_study(name: str, url: str, settings: Settings, created: bool, train
         f"{settings.backbone} · {len(settings.tasks)} tasks ({', '.join(settings.tasks)}) · budget {settings.budget:g} · "
         f"{settings.granularity} units · {settings.fidelity.describe()} · "
         f"{settings.sampler} sampler"
-        + (f" · early stop {settings.early_stop:g} below the median" if settings.early_stop is not None else ""),
+        + (f" · early stop {settings.early_stop:g} below the median" if settings.early_stop is not None else "")
+        + (f" · tasks run {settings.execution}" if settings.execution != "auto" else ""),
         highlight=False,
     )
 

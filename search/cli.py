@@ -4,6 +4,7 @@ the functions that need them, so ``mtlsearch --help`` pays for none."""
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's cl
 SamplerOpt = Annotated[Optional[str], typer.Option(help="tpe (default), random, nsga2 or gp: docs/search-quality.md compares them.")]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random-resized crop and flip of every training batch (default: the preset's; on for the real-data presets).")]
 EarlyStopOpt = Annotated[Optional[float], typer.Option(help="Opt-in: stop a candidate whose mean val accuracy at a third of its steps is this far below the median of finished trials (e.g. 0.02).")]
-ExecutionOpt = Annotated[str, typer.Option(help="How a training step runs the tasks: auto (the faster way on this machine, timed on the first steps), loop (task after task) or stacked (all tasks in one call per layer). loop or stacked repeat a run bit for bit on the CPU.")]
+ExecutionOpt = Annotated[Optional[str], typer.Option(help="How a training step runs the tasks: auto (the faster way on this machine, timed on the first steps), loop (task after task) or stacked (all tasks in one call per layer); default: the study's (its preset's execution, else auto). loop or stacked repeat a run bit for bit on the CPU.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
 NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
 TimeoutOpt = Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")]
@@ -83,7 +84,7 @@ def run(
     sampler: SamplerOpt = None,
     early_stop: EarlyStopOpt = None,
     augment: AugmentOpt = None,
-    execution: ExecutionOpt = "auto",
+    execution: ExecutionOpt = None,
     repeats: Annotated[int, typer.Option(help="After the search, retrain the front's candidates (and bottom-specific) with this many new seeds; the report shows the spread.", min=0)] = 0,
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
@@ -91,10 +92,11 @@ def run(
     out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML report (default mtlsearch-report/), or a .html file.")] = None,
 ) -> None:
     """Create or resume a study and train candidates until it holds N trained trials."""
+    beats, devices = flows.checked_run_options(heartbeat_interval, grace_period, execution, device, devices)
     settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size, val_size=val_size,
                                   granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
-                                  weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
-    beats, devices = flows.checked_run_options(heartbeat_interval, grace_period, execution, device, devices)
+                                  weights=weights, sampler=sampler, early_stop=early_stop, augment=augment, execution=execution)  # fmt: skip
+    execution = settings.execution  # --execution, else the preset's: this run's way, its workers' and its repeats'
     for each in devices:
         api.preflight(settings, storage=storage, device=each, out=out)  # before any data is loaded or anything stored
     quiet_libraries()
@@ -135,12 +137,14 @@ def create(
     sampler: SamplerOpt = None,
     early_stop: EarlyStopOpt = None,
     augment: AugmentOpt = None,
+    execution: Annotated[Optional[str], typer.Option(help="How the workers' training steps run the tasks unless a worker passes its own --execution: auto, loop or stacked (default: the preset's, else auto).")] = None,
 ) -> None:
     """Create a study for workers to join: settings stored, baselines enqueued, once."""
 
+    api.check_execution(execution)
     settings = api.study_settings(preset, data_root=data_root, budget=budget, backbone=backbone, epochs=epochs, train_size=train_size, val_size=val_size,
                                   granularity=granularity, image_size=image_size, seed=seed, head_warmup_epochs=head_warmup_epochs,
-                                  weights=weights, sampler=sampler, early_stop=early_stop, augment=augment)  # fmt: skip
+                                  weights=weights, sampler=sampler, early_stop=early_stop, augment=augment, execution=execution)  # fmt: skip
     api.preflight(settings, storage=storage)
     quiet_libraries()
     before = flows.stored_target(storage, study_name or flows.default_name(settings))
@@ -168,7 +172,7 @@ def worker(
     heartbeat_interval: HeartbeatOpt = 10,
     grace_period: GraceOpt = 60,
     patience: PatienceOpt = 300.0,
-    execution: ExecutionOpt = "auto",
+    execution: ExecutionOpt = None,
     events: Annotated[bool, typer.Option(help="Progress as JSON lines on stdout (for 'run --workers').", hidden=True)] = False,
 ) -> None:
     """Join a study and train candidates until its target of trained trials is reached."""
@@ -177,6 +181,8 @@ def worker(
     api.check_execution(execution)
     quiet_libraries()
     study, settings, target = api.join_study(study_name, storage=storage, heartbeat=beats, weights=weights)
+    if execution is not None:  # this worker's way, over the one stored on the study
+        settings = dataclasses.replace(settings, execution=execution)
     api.preflight(settings, storage=storage, device=device, write=True)
     tasks = flows.load_tasks(settings, data_root)
     if not events:
@@ -313,7 +319,7 @@ def train(
     head_warmup_epochs: WarmupOpt = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Where this machine holds the study's image folders.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    execution: ExecutionOpt = "auto",
+    execution: ExecutionOpt = None,
     allow_over_budget: Annotated[bool, typer.Option(help="Train a candidate over the study's budget (independent, say); the card records it.")] = False,
 ) -> None:
     """Train one candidate at full fidelity, test it, and save it (weights, card, log)."""

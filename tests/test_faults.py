@@ -34,6 +34,7 @@ PRESETS = {
     "yes-pretrained": GOOD_PRESET + 'pretrained = "yes"\n',
     "number-augment": GOOD_PRESET + "augment = 1\n",
     "bad-sampler": GOOD_PRESET + 'sampler = "annealing"\n',
+    "bad-execution": GOOD_PRESET + 'execution = "fast"\n',
 }
 
 
@@ -118,10 +119,13 @@ CASES = [
         ("yes-pretrained", "pretrained is 'yes': use true or false"),
         ("number-augment", "augment is 1: use true or false"),
         ("bad-sampler", "sampler is 'annealing'"),
+        ("bad-execution", "preset bad-execution: execution is 'fast': use one of auto, loop, stacked"),
     ]],  # fmt: skip
     # create, worker, and the readers, on the existing study
     (("create", "--study-name", "s", "--storage", "{url}", "--budget", "nan"), 2, "--budget is nan"),
     (("create", "--study-name", "s", "--storage", "{url}", "--epochs", "2", "--train-size", "32"), 2, "created with other settings (fidelity.epochs: 1 -> 2)"),
+    (("create", "--study-name", "s", "--storage", "{url}", "--execution", "turbo"), 2, "unknown --execution 'turbo'"),
+    (("worker", "--study-name", "s", "--storage", "{url}", "--execution", "turbo"), 2, "unknown --execution 'turbo'"),
     (("worker", "--study-name", "missing", "--storage", "{url}"), 2, "no study named 'missing'"),
     (("worker", "--study-name", "s", "--storage", "{url}", "--device", "cuda:3"), 2, "device cuda:3 is not on this machine"),
     (("worker", "--storage", "{url}"), 2, "Missing option '--study-name'"),

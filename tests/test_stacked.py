@@ -144,6 +144,50 @@ def test_the_execution_is_stored_with_each_trial(tmp_path: Path) -> None:
     assert exported.returncode == 0 and list(frame.loc[frame.state == "COMPLETE", "execution"]) == ["stacked"]
 
 
+def _ways(db_file: Path) -> dict[str, list[str]]:
+    """Per study: how its trained trials ran their tasks."""
+    import json
+
+    with sqlite3.connect(db_file) as db:
+        rows = db.execute("select s.study_name, a.value_json from trial_user_attributes a join trials t on a.trial_id = t.trial_id "
+                          "join studies s on t.study_id = s.study_id where a.key = 'execution' order by t.trial_id").fetchall()  # fmt: skip
+    ways: dict[str, list[str]] = {}
+    for study, value in rows:
+        ways.setdefault(study, []).append(json.loads(value))
+    return ways
+
+
+@pytest.mark.slow
+def test_a_study_runs_its_presets_way_and_its_workers_the_stored_one(tmp_path: Path) -> None:
+    """Without --execution, a run takes its preset's way (the embedded preset pins stacked, so
+    that a run repeats bit for bit) and says so; a study created with --execution loop keeps
+    it, and a worker that joins without the option runs the loop too."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    brief = ("--n-trials", "1", "--epochs", "1", "--train-size", "64", "--val-size", "200")
+    ran = run_cli("run", "--storage", url, "--study-name", "preset", *brief, "--out", "r", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert "tpe sampler · tasks run stacked" in " ".join(ran.stdout.split())  # the study's description
+    made = run_cli("create", "--storage", url, "--study-name", "pinned", *brief, "--execution", "loop", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    joined = run_cli("worker", "--storage", url, "--study-name", "pinned", cwd=tmp_path)
+    assert joined.returncode == 0, joined.stderr
+    assert _ways(tmp_path / "s.db") == {"preset": ["stacked"], "pinned": ["loop"]}
+    stored = optuna.load_study(study_name="pinned", storage=url).user_attrs["settings"]
+    assert stored["execution"] == "loop"
+
+
+def test_older_studies_run_auto_and_the_way_is_not_a_mismatch() -> None:
+    from mtlsearch._settings import Settings, resolve_settings
+
+    settings = resolve_settings()
+    older = {k: v for k, v in settings.to_dict().items() if k != "execution"}  # stored before the key existed
+    assert settings.execution == "stacked" and Settings.from_dict(older).execution == "auto"
+    assert settings.differences(dataclasses.replace(settings, execution="loop")) == []
+    assert settings.differences(dataclasses.replace(settings, budget=0.2)) == ["budget: 0.1 -> 0.2"]
+
+
 @pytest.mark.parametrize("backbone", ["resnet18-narrow", "mobilenetv2_100"])
 def test_the_cuda_layout_takes_models_with_task_specific_filters(backbone: str) -> None:
     # the CUDA fast path lays the weights out channels-last; a task-specific filter bank is a
