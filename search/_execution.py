@@ -3,12 +3,14 @@
 ``loop`` runs each task's batch through that task's model in turn (one call per layer and
 task); ``stacked`` runs every task at once with the tasks side by side in the channels (one
 call per layer: ``MultiDomainNet.forward_stacked``). Both compute the same function; which is
-faster depends on the backbone and the hardware, so ``auto`` measures it (docs/benchmarks.md).
+faster depends on the backbone and the hardware, so ``auto`` measures it (docs/benchmarks.md),
+on a copy of the first candidate, before it trains.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from mtlsearch.errors import UsageError
 
@@ -28,10 +30,12 @@ class Executor:
 
     ``auto`` takes the way ``verdicts`` holds for the same backbone, number of tasks, image shape,
     batch and device (the caller keeps the dict across trainings: a worker keeps one for all
-    its candidates). The first training of its kind finds out on its own first steps: two warm-up steps each way, then four timed steps each way, alternating (real
-    training steps: both ways compute the same function). The faster way by its quickest step is kept, which
-    a heartbeat or a progress redraw landing on one step cannot sway. Backbones that cannot
-    stack run ``loop``.
+    its candidates). The first training of its kind finds out before it starts (``decide``): on
+    a copy of the model, two warm-up steps each way, then four timed steps each way,
+    alternating. The faster way by its quickest step is kept, which a heartbeat or a progress
+    redraw landing on one step cannot sway. The copy is dropped, so the candidate trains every
+    step the kept way and an ``auto`` training gives, to the bit, what a training pinned to
+    that way gives. Backbones that cannot stack run ``loop``.
     """
 
     WARMUP, TIMED = 2, 4
@@ -45,9 +49,7 @@ class Executor:
         if execution not in EXECUTIONS:
             raise ValueError(f"unknown execution {execution!r}: choose one of {', '.join(EXECUTIONS)}")
         self.key = key
-        self.plan: list[bool] = []
-        self.times: dict[bool, list[float]] = {False: [], True: []}
-        self.started = 0.0
+        self.pending = False  # to be timed by ``decide`` before training
         if execution == "stacked" and blocker is not None:
             raise ValueError(f"--execution stacked: these tasks cannot run stacked ({blocker}); use --execution loop")
         if execution == "loop" or blocker is not None:
@@ -56,32 +58,29 @@ class Executor:
             self.stacked = True
         elif key in self.verdicts:
             self.stacked = self.verdicts[key]
-        else:
+        else:  # a training no longer than the timing is not worth timing: loop, and no verdict kept
             self.stacked = False
-            plan = [False] * self.WARMUP + [True] * self.WARMUP + [False, True] * self.TIMED
-            if total_steps > len(plan):  # else too short to time: loop, and no verdict kept
-                self.plan = plan
+            self.pending = total_steps > 2 * (self.WARMUP + self.TIMED)
 
     @property
     def name(self) -> str:
         return "stacked" if self.stacked else "loop"
 
-    def way(self, step: int, device: str) -> bool:
-        """Stacked for this step? Call once per step, in order, before it."""
-        if step >= len(self.plan):
-            return self.stacked
-        if step >= 2 * self.WARMUP:
-            self.started = self._now(device)
-        return self.plan[step]
-
-    def after(self, step: int, device: str) -> None:
-        """Call after each step; the last timed step gives the verdict."""
-        if not 2 * self.WARMUP <= step < len(self.plan):
+    def decide(self, step: Callable[[bool], object], device: str) -> None:
+        """Time both ways when this training must: ``step(stacked)`` runs one step that is
+        thrown away (on a copy of the model); the verdict is kept for the next training."""
+        if not self.pending:
             return
-        self.times[self.plan[step]].append(self._now(device) - self.started)
-        if step == len(self.plan) - 1:
-            self.stacked = min(self.times[True]) < min(self.times[False])
-            self.verdicts[self.key] = self.stacked
+        plan = [False] * self.WARMUP + [True] * self.WARMUP + [False, True] * self.TIMED
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for i, way in enumerate(plan):
+            started = self._now(device)
+            step(way)
+            if i >= 2 * self.WARMUP:
+                times[way].append(self._now(device) - started)
+        self.stacked = min(times[True]) < min(times[False])
+        self.verdicts[self.key] = self.stacked
+        self.pending = False
 
     @staticmethod
     def _now(device: str) -> float:

@@ -202,6 +202,19 @@ def warm_up_heads(
                 optimizer.step()
 
 
+def _spare_steps(
+    model: MultiDomainNet, fidelity: Fidelity, total_steps: int, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    precision: contextlib.AbstractContextManager[object] | None,
+) -> Callable[[bool], object]:  # fmt: skip
+    """Training steps on a copy of ``model`` and an optimizer of its own, on fixed ``batches``:
+    what ``auto`` times, leaving the model itself as it was."""
+    import copy
+
+    spare = copy.deepcopy(model)
+    optimizer, _ = make_optimizer(spare, fidelity, total_steps)
+    return lambda stacked: train_step(spare, optimizer, batches, precision, stacked=stacked)
+
+
 def train_candidate(
     model: MultiDomainNet,
     tasks: Sequence[Task],
@@ -255,6 +268,9 @@ def train_candidate(
     blocker = model.stack_blocker or (f"their images differ in shape: {sorted(shapes)}" if len(shapes) > 1 else None)
     executor = Executor(execution, blocker, (model.name, len(tasks), tuple(shapes), batch, device), total_steps, verdicts)
     precision = fast_path(model, device)
+    if executor.pending:
+        with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):  # the training's draws untouched
+            executor.decide(_spare_steps(model, fidelity, total_steps, [(x[:batch], y[:batch]) for x, y in zip(images, labels)], precision), device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     probe_step = max(1, round(total_steps * PROBE_AT)) if probe is not None else -1
     probe_accuracy = None
@@ -262,9 +278,7 @@ def train_candidate(
     for step in range(total_steps):
         if step % steps_per_epoch == 0:  # every epoch starts each task afresh
             cursors[:] = sizes
-        stacked = executor.way(step, device)
-        loss = train_step(model, optimizer, [next_batch(t) for t in range(len(tasks))], precision, stacked=stacked)
-        executor.after(step, device)
+        loss = train_step(model, optimizer, [next_batch(t) for t in range(len(tasks))], precision, stacked=executor.stacked)
         finite &= torch.isfinite(loss)
         if (step + 1) % steps_per_epoch == 0 or step + 1 == total_steps:  # one host read an epoch
             if not bool(finite):

@@ -121,6 +121,29 @@ def test_auto_times_both_ways_once_then_keeps_the_faster(tiny_settings) -> None:
     assert len(other) == 1  # nothing kept between callers
 
 
+def test_auto_trains_every_step_the_way_it_keeps(tiny_settings) -> None:
+    """The timing runs on a copy of the model: a training with ``auto`` ends, to the bit, where a
+    training pinned to the way it kept ends, and not where the other way ends (the two sum in
+    another order), so a study's first candidate is no mix of both ways."""
+    from mtlsearch._train import train_candidate
+
+    settings, tasks = tiny_settings
+    fidelity = dataclasses.replace(settings.fidelity, batch_size=8, epochs=2)  # 16 steps: enough to time
+
+    def trained(execution: str, verdicts: dict) -> tuple[str, dict]:
+        model = _model(settings.backbone, classes=settings.num_classes, strategy="bottom-specific", budget=0.1)
+        result = train_candidate(model, tasks, fidelity, device="cpu", seed=0, execution=execution, verdicts=verdicts)
+        return result.execution, model.state_dict()
+
+    verdicts: dict = {}
+    kept, auto = trained("auto", verdicts)
+    assert len(verdicts) == 1  # it did time
+    _, pinned = trained(kept, {})
+    _, other = trained("stacked" if kept == "loop" else "loop", {})
+    assert all(torch.equal(auto[k], pinned[k]) for k in auto)
+    assert not all(torch.equal(auto[k], other[k]) for k in auto)
+
+
 def test_bad_execution_exits_2_and_stores_nothing(tmp_path: Path) -> None:
     result = run_cli("run", "--execution", "fast", "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
