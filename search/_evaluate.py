@@ -34,8 +34,8 @@ class Evaluator(Protocol):
 @dataclass
 class TrainingEvaluator:
     """Trains every candidate with ``train_allocation`` on ``tasks`` at the study's fidelity and
-    seed, on ``device``, its steps run as ``execution`` says (None: the study's way; ``auto``: the verdict its first
-    candidate's timing found, kept for the others)."""
+    seed, on ``device``, its steps run as ``execution`` says (None: the study's way; ``auto``:
+    the verdict its first candidate's timing found, kept for the others)."""
 
     settings: Settings
     tasks: Sequence[Task]
