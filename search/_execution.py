@@ -67,10 +67,8 @@ class Executor:
         return "stacked" if self.stacked else "loop"
 
     def decide(self, step: Callable[[bool], object], device: str) -> None:
-        """Time both ways when this training must: ``step(stacked)`` runs one step that is
+        """Time both ways (call it when ``pending``): ``step(stacked)`` runs one step that is
         thrown away (on a copy of the model); the verdict is kept for the next training."""
-        if not self.pending:
-            return
         plan = [False] * self.WARMUP + [True] * self.WARMUP + [False, True] * self.TIMED
         times: dict[bool, list[float]] = {False: [], True: []}
         for i, way in enumerate(plan):

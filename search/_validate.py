@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mtlsearch._execution import EXECUTIONS
 from mtlsearch.errors import UsageError
 
 SAMPLERS = ("tpe", "random", "nsga2", "gp")
@@ -31,7 +32,7 @@ FIXES = {
     "noise": "a finite number in [0, 1], or leave it out",
     "pretrained": "true or false",
     "augment": "true or false",
-    "execution": "one of auto, loop, stacked",
+    "execution": f"one of {', '.join(EXECUTIONS)}",
     "data_root": "a folder path",
     "weights": "a file path",
     "weights_sha256": "the sha256 of the checkpoint",

@@ -51,7 +51,7 @@ WarmupOpt = Annotated[Optional[int], typer.Option(help="Epochs of each task's cl
 SamplerOpt = Annotated[Optional[str], typer.Option(help="tpe (default), random, nsga2 or gp: docs/search-quality.md compares them.")]
 AugmentOpt = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random-resized crop and flip of every training batch (default: the preset's; on for the real-data presets).")]
 EarlyStopOpt = Annotated[Optional[float], typer.Option(help="Opt-in: stop a candidate whose mean val accuracy at a third of its steps is this far below the median of finished trials (e.g. 0.02).")]
-ExecutionOpt = Annotated[Optional[str], typer.Option(help="How a training step runs the tasks: auto (the faster way on this machine, timed on the first steps), loop (task after task) or stacked (all tasks in one call per layer); default: the study's (its preset's execution, else auto). loop or stacked repeat a run bit for bit on the CPU.")]
+ExecutionOpt = Annotated[Optional[str], typer.Option(help="How a training step runs the tasks: auto (the faster way on this machine, timed on a copy of the first candidate), loop (task after task) or stacked (all tasks in one call per layer); default: the study's (its preset's execution, else auto). loop or stacked repeat a run bit for bit on the CPU.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of the sampler, the random baseline and training.")]
 NTrialsOpt = Annotated[Optional[int], typer.Option(help="Trained trials in the whole study, baselines included (default: the study's, else 12).", min=1)]
 TimeoutOpt = Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")]
