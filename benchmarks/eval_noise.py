@@ -59,7 +59,7 @@ def noise_by_fidelity(kind: str, seeds: list[int]) -> None:
     candidate's std over seeds."""
     import itertools
 
-    data = data_id(embedded())
+    data = data_id(embedded("fashion-mux-scratch"))
     table: dict[str, dict[str, dict[int, float]]] = {}
     for (row_data, key, fid, seed, row_kind), row in Cache(RESULTS / "trained.jsonl").rows.items():
         if row_data == data and row_kind == kind and seed in seeds:
@@ -86,7 +86,7 @@ def main() -> None:
     if args.by_fidelity:
         noise_by_fidelity(args.by_fidelity, args.seeds)
         return
-    settings = embedded()
+    settings = embedded("fashion-mux-scratch")
     if args.fidelity:
         settings = with_fidelity(settings, args.fidelity)
     fid = fidelity_name(settings.fidelity)

@@ -197,7 +197,7 @@ def variant(name: str, raw: str) -> tuple[list, str]:
         path = Path(folder) / "variant.npz"
         write_npz(arrays, path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    shipped = data_id(embedded())
+    shipped = data_id(embedded("fashion-mux-scratch"))
     data = shipped if name == "fashion-mux" else f"fashion-mux-variant:{name}@{digest}"
     if name == "fashion-mux" and not shipped.endswith(digest):
         raise SystemExit(f"the in-memory build of fashion-mux ({digest}) is not the shipped file ({shipped}): rebuild it first")
@@ -225,7 +225,7 @@ def main() -> None:
     args = parser.parse_args()
     if len(set(args.seeds)) < 2:
         parser.error("give at least two --seeds: every difference is paired by seed and judged by its std over them")
-    settings = embedded()
+    settings = embedded("fashion-mux-scratch")
     # a candidate's key is its filter counts, which two backbones may share: another backbone's
     # rows are kept under the data id with the backbone
     other = f" on {args.backbone}" if args.backbone and args.backbone != settings.backbone else ""

@@ -5,8 +5,8 @@
 Writes one self-contained HTML per figure next to a PNG drawn by headless Chromium (when
 ``chromium`` is on the PATH). The control's pictures (section C: ``search-quality-fidelity``,
 ``-samplers``, ``-front``, ``-early-stop``) come from the fashion-domains runs; fashion-mux's
-(section 4: ``search-quality-mux-samplers``, ``-mux-front``) and the pretrained preset's
-(``-mux-pretrained-samplers``, ``-front``) from the runs of one kind of CPU (this machine's
+from a random start (section 4: ``search-quality-mux-samplers``, ``-mux-front``) and from the
+default's pretrained start (``-mux-pretrained-samplers``, ``-front``) from the runs of one kind of CPU (this machine's
 unless ``--kind`` names another), since a run on another kind is another draw of the objective.
 ``--suffix`` draws only fashion-mux's figures, with the suffix on their names, so that a second
 kind's pictures lie beside the first's. The last line names the files written.
@@ -155,9 +155,9 @@ def main() -> None:
         if dataset == "fashion-domains" and not args.suffix:
             prefix, where = "", "fashion-domains (the control)"
         elif dataset == "fashion-mux" and run_kind == kind:
-            prefix, where = "mux-", f"fashion-mux, {kind}"
+            prefix, where = "mux-", f"fashion-mux from a random start, {kind}"
         elif dataset.startswith("fashion-mux-weights-") and run_kind == kind:
-            prefix, where = "mux-pretrained-", f"fashion-mux-pretrained, {kind}"
+            prefix, where = "mux-pretrained-", f"fashion-mux from the pretrained start (embedded), {kind}"
         else:
             continue
         if searched:

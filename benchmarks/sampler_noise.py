@@ -157,7 +157,7 @@ def run(job: tuple) -> dict:  # type: ignore[type-arg]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="fashion-mux-pretrained")
+    parser.add_argument("--preset", default="embedded")
     parser.add_argument("--fidelity", default="10x250", help="EPOCHSxIMAGES of the measured rows (and of the runs' settings)")
     parser.add_argument("--kind", help="the CPU kind whose rows draw the landscape (default: the one with the most rows there)")
     parser.add_argument("--samplers", nargs="+", default=["tpe", "random"],

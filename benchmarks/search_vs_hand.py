@@ -2,8 +2,7 @@
 
     python benchmarks/search_vs_hand.py --sampler tpe --fidelity 10x250
     python benchmarks/search_vs_hand.py --preset fashion-domains --sampler tpe --fidelity 3x1000
-    python benchmarks/search_vs_hand.py --preset fashion-mux-pretrained --storage sqlite:///mtlsearch.db \
-        --study-names fashion-mux-pretrained-resnet18-narrow-budget0.1
+    python benchmarks/search_vs_hand.py --storage sqlite:///mtlsearch.db --study-names embedded-resnet18-narrow-budget0.1
 
 Reads the runs of ``sampler_efficiency.py`` (``benchmarks/results/runs/``) for one sampler and
 fidelity. From each run it takes the best searched candidate (the most accurate trained trial

@@ -46,7 +46,7 @@ def _scale_task_filters(scale: float) -> None:
 def _scaled(job: tuple[str, dict[str, float], int, float]) -> dict:
     """One training of the worker's recipe in a process set up by ``_scale_task_filters``."""
     label, allocation, seed, scale = job
-    settings = embedded()
+    settings = embedded("fashion-mux-scratch")
     _, result = mtlsearch.train_allocation(dict(allocation), settings, tasks_for(settings), device="cpu", seed=seed, execution="stacked")
     return {"label": label, "seed": seed, "scale": scale, "accuracy": result.accuracy, "task_accuracy": result.task_accuracy, "cpu": cpu_kind()}
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=8.0, help="factor on the task-specific filters' gradients")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
-    settings = embedded()
+    settings = embedded("fashion-mux-scratch")
     allocations = {label: a for label, a in candidates(settings).items() if label not in ("independent", "random")}
     out = RESULTS / f"specific_gradient-{settings.dataset}-x{args.scale:g}.json"
     kind = cpu_kind()  # rows of another kind stay in the file, unused: they pair with that kind's recipe rows

@@ -1,6 +1,6 @@
 """How many of the first convolution's filters must be task-specific, and does a brief fidelity see it?
 
-    python benchmarks/stem_filters.py --preset fashion-mux-pretrained --fidelities 10x250 --seeds 0 1 2
+    python benchmarks/stem_filters.py --fidelities 10x250 --seeds 0 1 2
 
 On fashion-mux every search converges on the first convolution (``conv1.0``, whose filters
 unmix a multiplexed domain's colours), and the searches at 10x250 stop at part of it (3 or 5 of

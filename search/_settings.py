@@ -156,26 +156,30 @@ def _checkpoint(path: Path) -> tuple[str, str]:
 
 def with_weights(settings: Settings, path: Path | None) -> Settings:
     """The study's settings with its checkpoint found on this machine: ``path`` if given, else
-    the path stored at creation, else (when that is not on this machine) the checkpoint its
-    shipped preset carries; its content must be the study's (sha256)."""
+    the path stored at creation, else (when that is not on this machine) the checkpoint with the
+    study's content that this installation ships beside its presets; its content must be the
+    study's (sha256)."""
     if settings.weights_sha256 is None:
         if path is not None:
             raise UsageError("the study was created without --weights: drop --weights, or create another study with it")
         return settings
     if path is None and not Path(settings.weights or "").is_file():
-        path = _shipped_weights(settings.preset)
+        path = _shipped_weights(settings.weights_sha256)
     where, digest = _checkpoint(Path(path or settings.weights or ""))
     if digest != settings.weights_sha256:
         raise UsageError(f"weights {where} differ from the study's (sha256 {digest[:12]} vs {settings.weights_sha256[:12]}): pass the study's checkpoint with --weights")
     return dataclasses.replace(settings, weights=where)
 
 
-def _shipped_weights(preset: str) -> Path | None:
-    """The checkpoint a shipped preset of this name carries, where this installation holds it."""
-    if preset not in available_presets():
-        return None
-    weights = read_preset(preset)[1].get("weights")
-    return Path(weights) if isinstance(weights, str) else None
+def _shipped_weights(sha256: str) -> Path | None:
+    """The checkpoint this installation ships beside its presets whose content is ``sha256``,
+    whichever preset carries it now (a study keeps the name of the preset it was created from,
+    and presets get renamed: ``fashion-mux-pretrained`` became ``embedded``)."""
+    folder = resources.files("mtlsearch.studies")
+    for entry in folder.iterdir():
+        if entry.name.endswith((".pt", ".safetensors")) and _checkpoint(Path(str(entry)))[1] == sha256:
+            return Path(str(entry))
+    return None
 
 
 def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:

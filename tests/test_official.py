@@ -201,7 +201,7 @@ def test_a_study_on_the_fgc_files_end_to_end(fgc_root: Path, tmp_path: Path) -> 
     assert missing.returncode == 2 and "fgvc-aircraft" in missing.stderr and "robots.ox.ac.uk" in missing.stderr
 
 
-@pytest.mark.parametrize("preset", ["embedded", "fashion-mux-pretrained", "fgc-mobilenetv2", "fgc-resnet50", "decathlon-mobilenetv2"])
+@pytest.mark.parametrize("preset", ["embedded", "fashion-mux-scratch", "fgc-mobilenetv2", "fgc-resnet50", "decathlon-mobilenetv2"])
 def test_every_shipped_preset_is_valid(preset: str) -> None:
     from mtlsearch._settings import available_presets, resolve_settings
 

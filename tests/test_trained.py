@@ -194,14 +194,14 @@ def test_a_preset_carries_its_checkpoint_beside_it(tmp_path: Path) -> None:
 
     from mtlsearch._settings import resolve_settings
 
-    shipped = resolve_settings("fashion-mux-pretrained")
+    shipped = resolve_settings("embedded")
     assert Path(shipped.weights).is_file() and Path(shipped.weights).name == "resnet18-narrow-grey-2000img.pt"
     assert shipped.weights_sha256 == hashlib.sha256(Path(shipped.weights).read_bytes()).hexdigest()
     assert shipped.noise == 0.014  # measured from this checkpoint
     # the preset's measured noise does not hold for other weights
     other = tmp_path / "other.pt"
     torch.save({k: v + 1 for k, v in torch.load(shipped.weights, weights_only=True).items()}, other)
-    assert resolve_settings("fashion-mux-pretrained", weights=str(other)).noise is None
+    assert resolve_settings("embedded", weights=str(other)).noise is None
     # a preset file's checkpoint is relative to the file, wherever the command runs
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -220,13 +220,15 @@ def test_a_study_of_a_shipped_checkpoint_joins_where_another_machine_installed_i
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     tiny = ("--epochs", "1", "--train-size", "64", "--val-size", "200")
-    created = run_cli("create", "--preset", "fashion-mux-pretrained", "--study-name", "p", "--storage", url, "--n-trials", "1", *tiny, cwd=tmp_path)
+    created = run_cli("create", "--study-name", "p", "--storage", url, "--n-trials", "1", *tiny, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     study = optuna.load_study(study_name="p", storage=url)
     stored = study.user_attrs["settings"]
     assert stored["weights_sha256"].startswith("73f705f0bd37")
-    # the creator's installation is elsewhere: the worker finds the checkpoint in its own
-    study.set_user_attr("settings", {**stored, "weights": "/opt/another-machine/mtlsearch/studies/resnet18-narrow-grey-2000img.pt"})
+    # the creator's installation is elsewhere, and its preset had the name this one had before
+    # it became the default: the worker finds the checkpoint with the study's content in its own
+    elsewhere = "/opt/another-machine/mtlsearch/studies/resnet18-narrow-grey-2000img.pt"
+    study.set_user_attr("settings", {**stored, "weights": elsewhere, "preset": "fashion-mux-pretrained"})
     worked = run_cli("worker", "--study-name", "p", "--storage", url, cwd=tmp_path)
     assert worked.returncode == 0, worked.stderr
     assert optuna.load_study(study_name="p", storage=url).trials[0].state.name == "COMPLETE"
