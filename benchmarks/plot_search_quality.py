@@ -6,8 +6,9 @@ Writes one self-contained HTML per figure next to a PNG drawn by headless Chromi
 ``chromium`` is on the PATH). The control's pictures (section C: ``search-quality-fidelity``,
 ``-samplers``, ``-front``, ``-early-stop``) come from the fashion-domains runs; fashion-mux's
 from a random start (section 4: ``search-quality-mux-samplers``, ``-mux-front``) and from the
-default's pretrained start (``-mux-pretrained-samplers``, ``-front``) from the runs of one kind of CPU (this machine's
-unless ``--kind`` names another), since a run on another kind is another draw of the objective.
+default's pretrained start (``-mux-pretrained-samplers``, ``-front``) from the runs of one kind
+of CPU (this machine's unless ``--kind`` names another), since a run on another kind is
+another draw of the objective.
 ``--suffix`` draws only fashion-mux's figures, with the suffix on their names, so that a second
 kind's pictures lie beside the first's. The last line names the files written.
 """
