@@ -26,7 +26,8 @@ section 2b, last part), so each (kind, seed) is one draw of the ranking. It prin
 two draws (mean and range; then apart, the pairs of one seed on two kinds and the pairs of two
 seeds, which would agree alike if a kind were a draw of its own) and the pooled draws' mean
 against the pooled reference's.
-The last line is ``spearman=<preset fidelity vs reference>``.
+The last line is ``spearman=<preset fidelity vs reference>``; with ``--reference`` the preset's own
+fidelity and nothing cheaper, the preset's fidelity against itself across seeds.
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ def main() -> None:
         "spearman_per_seed": per_seed, "reference_across_seeds": ceiling, "seconds": seconds.to_dict(),
         "candidates": {label: drawn_params(base, a) for label, a in candidates}, "across_kinds": kinds,
     }, indent=1))  # fmt: skip
-    # the preset's fidelity against the reference; when the preset's is the reference, the cheapest one measured
-    print(f"spearman={spearman[default if default in spearman else fidelities[0]]:.3f}")
+    # the preset's fidelity against the reference; when the preset's is the reference, the cheapest
+    # one measured; when nothing else was measured, the reference against itself across seeds
+    print(f"spearman={spearman[default if default in spearman else fidelities[0]] if spearman else ceiling:.3f}")
 
 
 if __name__ == "__main__":
