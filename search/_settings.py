@@ -175,11 +175,8 @@ def _shipped_weights(sha256: str) -> Path | None:
     """The checkpoint this installation ships beside its presets whose content is ``sha256``,
     whichever preset carries it now (a study keeps the name of the preset it was created from,
     and presets get renamed: ``fashion-mux-pretrained`` became ``embedded``)."""
-    folder = resources.files("mtlsearch.studies")
-    for entry in folder.iterdir():
-        if entry.name.endswith((".pt", ".safetensors")) and _checkpoint(Path(str(entry)))[1] == sha256:
-            return Path(str(entry))
-    return None
+    shipped = (Path(str(entry)) for entry in resources.files("mtlsearch.studies").iterdir())
+    return next((path for path in shipped if path.suffix in (".pt", ".safetensors") and _checkpoint(path)[1] == sha256), None)
 
 
 def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
