@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtlsearch._settings import Settings
-from mtlsearch._train import evaluate, train_allocation
+from mtlsearch._train import evaluate, to_model_input, train_allocation
 from mtlsearch.datasets import eval_transform
 from mtlsearch.errors import UsageError, writing
 from mtlsearch.models import Candidate, InputConfig
@@ -149,7 +149,7 @@ def predict(model: MultiDomainNet, images: Any, task: int | str) -> torch.Tensor
     x = eval_transform(x, size=config.size, crop_pct=config.crop_pct, interpolation=config.interpolation)
     with torch.inference_mode():
         device = next(model.parameters()).device
-        return model(config.normalise(x.to(device)), index).argmax(1).cpu()
+        return model(to_model_input(x.to(device), config, scoring=True), index).argmax(1).cpu()
 
 
 def _task_index(model: MultiDomainNet, task: int | str) -> int:

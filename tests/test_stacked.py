@@ -227,3 +227,22 @@ def test_the_cuda_layout_takes_models_with_task_specific_filters(backbone: str) 
     assert four_d and all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
     for t, expected in enumerate(before):
         torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last), t), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_cpu_scoring_lays_the_input_channels_last_and_predicts_what_training_layout_does(backbone: str) -> None:
+    # evaluate() and predict() score channels-last on the CPU (the forward is faster there);
+    # training stays NCHW, so every cached result keeps being reproduced
+    from mtlsearch._train import to_model_input
+
+    model = _model(backbone, strategy="bottom-specific").eval()
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    scored = to_model_input(images, model.input_config, scoring=True)
+    trained = to_model_input(images, model.input_config)
+    assert scored.is_contiguous(memory_format=torch.channels_last) and not scored.is_contiguous()
+    assert trained.is_contiguous() and torch.equal(scored, trained)
+    with torch.inference_mode():
+        for t in range(3):
+            fast, plain = model(scored, t), model(trained, t)
+            torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)  # the order of summation differs
+            assert torch.equal(fast.argmax(1), plain.argmax(1))
