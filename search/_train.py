@@ -106,7 +106,7 @@ def to_model_input(images: torch.Tensor, config: InputConfig, *, scoring: bool =
     """``uint8`` images normalised as ``config`` says, laid out channels-last on CUDA (where
     the weights are) and, for ``scoring`` (a forward pass without gradients), on the CPU too:
     oneDNN's forward over channels-last input runs the narrow ResNet's 20,000 validation images
-    about 1.6x as fast (benchmarks/score_speed.py). Its backward is not faster, so training
+    about 1.8x as fast (benchmarks/score_speed.py). Its backward is not faster, so training
     on the CPU keeps the default layout, as every cached result was trained."""
     import torch
 
