@@ -3,6 +3,7 @@
     python benchmarks/sampler_noise.py --kind "x86_64 AVX512 GenuineIntel" --scales 0 0.5 1 --objectives 5
     python benchmarks/sampler_noise.py --samplers tpe+startup10 tpe+univariate nsga2 random --scales 1
     python benchmarks/sampler_noise.py --samplers tpe random --scales 1 --plateau-at 8
+    python benchmarks/sampler_noise.py --samplers tpe random --scales 1 --decisive layer3.0.conv1 --plateau-at 32
 
 The search issue asks the default sampler to reach random search's 40-trial mean hypervolume
 within 20 trained trials in each of three runs (``sampler_efficiency.py``). Those runs train
@@ -26,7 +27,9 @@ sampler). ``tpe+startupN`` and ``tpe+univariate`` are the package's TPE with N r
 after the baselines, or with one estimator per parameter, built here to be compared.
 ``--plateau-at K`` asks what a benchmark would need instead: the same scores, but the plateau's
 from K filters of the first conv on (the measured plateau starts at 3), so that random search
-draws it less often. That landscape is not measured, and the script says so.
+draws it less often; ``--decisive UNIT`` puts the same groups on another conv's filters (a
+larger unit, which a random share fills less often). Those landscapes are not measured, and the
+script says so.
 
 Prints the landscape, then per scale and sampler the mean hypervolume after 10, 20, 30 and 40
 trained trials, how many searched candidates a run trained on the plateau (three or more
@@ -54,7 +57,7 @@ import mtlsearch
 from _quality import RESULTS, Cache, data_id, embedded, with_fidelity
 from mtlsearch import TrainResult
 from mtlsearch._figures import hypervolume_info
-from mtlsearch._study import make_sampler
+from mtlsearch._study import make_sampler, space_for
 from mtlsearch.errors import SearchStalledError
 from mtlsearch.models import BASELINES
 from sampler_efficiency import reach, worst
@@ -63,8 +66,17 @@ from stem_filters import STEM, stem_width
 GROUPS = ("none", "one or two", "three or more")
 
 
-def first_conv_filters(allocation: dict[str, float], out_channels: int) -> int:
-    return round(allocation.get(STEM, 0.0) * out_channels)
+def first_conv_filters(allocation: dict[str, float], out_channels: int, unit: str = STEM) -> int:
+    """How many of ``unit``'s ``out_channels`` filters (the first conv's unless named) ``allocation``
+    makes task-specific."""
+    return round(allocation.get(unit, 0.0) * out_channels)
+
+
+def unit_width(settings, unit: str) -> int:  # type: ignore[no-untyped-def]
+    widths = {c.name: c.out_channels for c in space_for(settings).spec.convs}
+    if unit not in widths:
+        raise ValueError(f"--decisive {unit!r} is not a conv of {settings.backbone}; its convs: {', '.join(widths)}")
+    return widths[unit]
 
 
 def group_of(k: int, plateau_at: int = 3) -> str:
@@ -105,12 +117,13 @@ class LandscapeEvaluator:
 
     device = "cpu"
 
-    def __init__(self, landscape: Landscape, out_channels: int, tasks: tuple[str, ...], scale: float, objective: int, plateau_at: int = 3) -> None:
+    def __init__(self, landscape: Landscape, out_channels: int, tasks: tuple[str, ...], scale: float, objective: int,
+                 plateau_at: int = 3, unit: str = STEM) -> None:  # fmt: skip
         self.landscape, self.out_channels, self.tasks, self.scale, self.objective = landscape, out_channels, tasks, scale, objective
-        self.plateau_at = plateau_at
+        self.plateau_at, self.unit = plateau_at, unit
 
     def __call__(self, candidate, *, on_step=None, probe=None) -> TrainResult:  # type: ignore[no-untyped-def]
-        group = group_of(first_conv_filters(candidate.allocation_dict, self.out_channels), self.plateau_at)
+        group = group_of(first_conv_filters(candidate.allocation_dict, self.out_channels, self.unit), self.plateau_at)
         seed = int.from_bytes(hashlib.sha256(f"{candidate.key}|{self.objective}".encode()).digest()[:8], "big")
         score = self.landscape.mean[group] + self.scale * self.landscape.spread[group] * random.Random(seed).gauss(0.0, 1.0)
         return TrainResult(dict.fromkeys(self.tasks, score), train_seconds=0.0, images_per_second=0.0)
@@ -137,12 +150,12 @@ def sampler_for(name: str, settings, seed: int) -> optuna.samplers.BaseSampler: 
 
 
 def run(job: tuple) -> dict:  # type: ignore[type-arg]
-    preset, fidelity, landscape, sampler, seed, scale, objective, n_trials, plateau_at = job
+    preset, fidelity, landscape, sampler, seed, scale, objective, n_trials, plateau_at, unit = job
     torch.set_num_threads(1)  # the GP sampler's fits run on torch: one thread a process
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = with_fidelity(embedded(preset, sampler=sampler.split("+")[0]), fidelity)
-    out_channels = stem_width(settings)
-    evaluator = LandscapeEvaluator(landscape, out_channels, settings.tasks, scale, objective, plateau_at)
+    out_channels = unit_width(settings, unit)
+    evaluator = LandscapeEvaluator(landscape, out_channels, settings.tasks, scale, objective, plateau_at, unit)
     with tempfile.TemporaryDirectory() as tmp:
         study = mtlsearch.create_study(settings, storage=f"sqlite:///{tmp}/s.db", study_name=f"{sampler}-{seed}", n_trials=n_trials).study
         study.sampler = sampler_for(sampler, settings, seed)
@@ -155,9 +168,9 @@ def run(job: tuple) -> dict:  # type: ignore[type-arg]
         records = mtlsearch.records(study.get_trials(deepcopy=False))
     searched = [r for r in records if r.kind == "trained" and r.strategy == "search"]
     best = max(searched, key=lambda r: r.accuracy or 0.0)
-    plateau = sum(group_of(first_conv_filters(r.allocation, out_channels), plateau_at) == GROUPS[-1] for r in searched)
+    plateau = sum(group_of(first_conv_filters(r.allocation, out_channels, unit), plateau_at) == GROUPS[-1] for r in searched)
     return {"sampler": sampler, "seed": seed, "scale": scale, "objective": objective, "hypervolume": volumes, "stalled": stalled,
-            "reused": sum(r.kind == "reused" for r in records), "best_k": first_conv_filters(best.allocation, out_channels),
+            "reused": sum(r.kind == "reused" for r in records), "best_k": first_conv_filters(best.allocation, out_channels, unit),
             "plateau": plateau, "searched": len(searched)}  # fmt: skip
 
 
@@ -176,6 +189,8 @@ def main() -> None:
     parser.add_argument("--plateau-at", type=int, default=3, metavar="K",
                         help="a landscape not measured: the measured plateau's score from K filters of the first conv on, the "
                         "measured middle group's below (3: as measured)")
+    parser.add_argument("--decisive", default=STEM, metavar="UNIT",
+                        help="a landscape not measured: the groups' scores by UNIT's task-specific filters instead of the first conv's")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
@@ -198,11 +213,15 @@ def main() -> None:
     fid = args.fidelity
     print(f"{args.preset} at {fid}, landscape from {sum(landscape.rows.values())} rows of {kind} (training seed 0):")
     print(f"  first-conv filters task-specific: {landscape.describe()}")
-    if not 1 <= args.plateau_at <= stem_width(settings):
-        parser.error(f"--plateau-at {args.plateau_at}: the first conv has {stem_width(settings)} filters; pass 1 to {stem_width(settings)}")
-    if args.plateau_at != 3:
-        print(f"  NOT MEASURED: the plateau moved to {args.plateau_at} or more filters (the measured one starts at 3)")
-    jobs = [(args.preset, fid, landscape, s, seed, scale, obj, args.n_trials, args.plateau_at)
+    try:
+        width = unit_width(settings, args.decisive)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not 1 <= args.plateau_at <= width:
+        parser.error(f"--plateau-at {args.plateau_at}: {args.decisive} has {width} filters; pass 1 to {width}")
+    if args.plateau_at != 3 or args.decisive != STEM:
+        print(f"  NOT MEASURED: the plateau moved to {args.plateau_at} or more filters of {args.decisive} (the measured one: 3 of {STEM})")
+    jobs = [(args.preset, fid, landscape, s, seed, scale, obj, args.n_trials, args.plateau_at, args.decisive)
             for scale in args.scales for obj in range(args.objectives) for s in args.samplers for seed in args.seeds]  # fmt: skip
     from multiprocessing import get_context
 
@@ -218,8 +237,8 @@ def main() -> None:
             marks = "  ".join(f"@{n} {statistics.fmean(r['hypervolume'][min(n, len(r['hypervolume'])) - 1] for r in mine):.4f}" for n in (10, 20, 30, 40) if n <= args.n_trials)
             ks = sorted(r["best_k"] for r in mine)
             plateau = statistics.fmean(r["plateau"] for r in mine)
-            print(f"  {s:<7} hypervolume {marks}   best's first-conv filters {ks}; of {statistics.fmean(r['searched'] for r in mine):.0f} searched "
-                  f"candidates trained, {plateau:.1f} hold {args.plateau_at} or more; reused {statistics.fmean(r['reused'] for r in mine):.0f} a run")  # fmt: skip
+            print(f"  {s:<7} hypervolume {marks}   best's filters of {args.decisive} {ks}; of {statistics.fmean(r['searched'] for r in mine):.0f} searched "
+                  f"candidates trained, {plateau:.1f} hold {args.plateau_at} or more of {args.decisive}; reused {statistics.fmean(r['reused'] for r in mine):.0f} a run")  # fmt: skip
         for s in [s for s in args.samplers if s != "random"]:
             slowest = []
             for obj in range(args.objectives):
