@@ -61,25 +61,26 @@ from mtlsearch._study import make_sampler, space_for
 from mtlsearch.errors import SearchStalledError
 from mtlsearch.models import BASELINES
 from sampler_efficiency import reach, worst
-from stem_filters import STEM, stem_width
+from stem_filters import STEM
 
 GROUPS = ("none", "one or two", "three or more")
+MEASURED_PLATEAU = 3  # the first conv's filters from which the measured rows are alike
 
 
-def first_conv_filters(allocation: dict[str, float], out_channels: int, unit: str = STEM) -> int:
+def filters_of(allocation: dict[str, float], out_channels: int, unit: str = STEM) -> int:
     """How many of ``unit``'s ``out_channels`` filters (the first conv's unless named) ``allocation``
     makes task-specific."""
     return round(allocation.get(unit, 0.0) * out_channels)
 
 
-def unit_width(settings, unit: str) -> int:  # type: ignore[no-untyped-def]
+def unit_width(settings, unit: str = STEM) -> int:  # type: ignore[no-untyped-def]
     widths = {c.name: c.out_channels for c in space_for(settings).spec.convs}
     if unit not in widths:
         raise ValueError(f"--decisive {unit!r} is not a conv of {settings.backbone}; its convs: {', '.join(widths)}")
     return widths[unit]
 
 
-def group_of(k: int, plateau_at: int = 3) -> str:
+def group_of(k: int, plateau_at: int = MEASURED_PLATEAU) -> str:
     """The counts of the first conv's filters that measure alike (docs/search-quality.md,
     section 5, ``stem_filters.py``: none; one or two, within the noise of bottom-specific;
     three and more, within the noise of all eight). ``plateau_at`` moves where the last group
@@ -100,7 +101,7 @@ class Landscape:
     def measured(cls, rows: list[dict], out_channels: int) -> Landscape:
         found: dict[str, list[float]] = defaultdict(list)
         for row in rows:
-            found[group_of(first_conv_filters(row["allocation"], out_channels))].append(row["accuracy"])
+            found[group_of(filters_of(row["allocation"], out_channels))].append(row["accuracy"])
         if len(found) < len(GROUPS) or min(len(v) for v in found.values()) < 2:
             raise ValueError(f"too few cached rows in some group of {GROUPS} ({ {g: len(v) for g, v in found.items()} }): "
                              "run sampler_efficiency.py on that kind of CPU first")  # fmt: skip
@@ -118,12 +119,12 @@ class LandscapeEvaluator:
     device = "cpu"
 
     def __init__(self, landscape: Landscape, out_channels: int, tasks: tuple[str, ...], scale: float, objective: int,
-                 plateau_at: int = 3, unit: str = STEM) -> None:  # fmt: skip
+                 plateau_at: int = MEASURED_PLATEAU, unit: str = STEM) -> None:  # fmt: skip
         self.landscape, self.out_channels, self.tasks, self.scale, self.objective = landscape, out_channels, tasks, scale, objective
         self.plateau_at, self.unit = plateau_at, unit
 
     def __call__(self, candidate, *, on_step=None, probe=None) -> TrainResult:  # type: ignore[no-untyped-def]
-        group = group_of(first_conv_filters(candidate.allocation_dict, self.out_channels, self.unit), self.plateau_at)
+        group = group_of(filters_of(candidate.allocation_dict, self.out_channels, self.unit), self.plateau_at)
         seed = int.from_bytes(hashlib.sha256(f"{candidate.key}|{self.objective}".encode()).digest()[:8], "big")
         score = self.landscape.mean[group] + self.scale * self.landscape.spread[group] * random.Random(seed).gauss(0.0, 1.0)
         return TrainResult(dict.fromkeys(self.tasks, score), train_seconds=0.0, images_per_second=0.0)
@@ -168,9 +169,9 @@ def run(job: tuple) -> dict:  # type: ignore[type-arg]
         records = mtlsearch.records(study.get_trials(deepcopy=False))
     searched = [r for r in records if r.kind == "trained" and r.strategy == "search"]
     best = max(searched, key=lambda r: r.accuracy or 0.0)
-    plateau = sum(group_of(first_conv_filters(r.allocation, out_channels, unit), plateau_at) == GROUPS[-1] for r in searched)
+    plateau = sum(group_of(filters_of(r.allocation, out_channels, unit), plateau_at) == GROUPS[-1] for r in searched)
     return {"sampler": sampler, "seed": seed, "scale": scale, "objective": objective, "hypervolume": volumes, "stalled": stalled,
-            "reused": sum(r.kind == "reused" for r in records), "best_k": first_conv_filters(best.allocation, out_channels, unit),
+            "reused": sum(r.kind == "reused" for r in records), "best_k": filters_of(best.allocation, out_channels, unit),
             "plateau": plateau, "searched": len(searched)}  # fmt: skip
 
 
@@ -186,7 +187,7 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[0.0, 1.0], help="noise, as a multiple of the rows' spread")
     parser.add_argument("--objectives", type=int, default=5, help="draws of the noise per scale")
     parser.add_argument("--n-trials", type=int, default=40)
-    parser.add_argument("--plateau-at", type=int, default=3, metavar="K",
+    parser.add_argument("--plateau-at", type=int, default=MEASURED_PLATEAU, metavar="K",
                         help="a landscape not measured: the measured plateau's score from K filters of the first conv on, the "
                         "measured middle group's below (3: as measured)")
     parser.add_argument("--decisive", default=STEM, metavar="UNIT",
@@ -207,7 +208,7 @@ def main() -> None:
     if kind not in by_kind:
         parser.error(f"no cached rows of {data_id(settings)} at {args.fidelity} with seed 0 on {kind!r}; kinds that have some: {sorted(by_kind)}")
     try:
-        landscape = Landscape.measured(by_kind[kind], stem_width(settings))
+        landscape = Landscape.measured(by_kind[kind], unit_width(settings))
     except ValueError as exc:
         parser.error(f"{kind}: {exc}")
     fid = args.fidelity
@@ -219,8 +220,8 @@ def main() -> None:
         parser.error(str(exc))
     if not 1 <= args.plateau_at <= width:
         parser.error(f"--plateau-at {args.plateau_at}: {args.decisive} has {width} filters; pass 1 to {width}")
-    if args.plateau_at != 3 or args.decisive != STEM:
-        print(f"  NOT MEASURED: the plateau moved to {args.plateau_at} or more filters of {args.decisive} (the measured one: 3 of {STEM})")
+    if args.plateau_at != MEASURED_PLATEAU or args.decisive != STEM:
+        print(f"  NOT MEASURED: the plateau moved to {args.plateau_at} or more filters of {args.decisive} (the measured one: {MEASURED_PLATEAU} of {STEM})")
     jobs = [(args.preset, fid, landscape, s, seed, scale, obj, args.n_trials, args.plateau_at, args.decisive)
             for scale in args.scales for obj in range(args.objectives) for s in args.samplers for seed in args.seeds]  # fmt: skip
     from multiprocessing import get_context

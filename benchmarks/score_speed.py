@@ -44,6 +44,10 @@ def predictions(model, tasks, *, scoring: bool, batch: int) -> list[torch.Tensor
     return out
 
 
+def accuracy(task, predicted: torch.Tensor) -> float:  # type: ignore[no-untyped-def]
+    return float((predicted.numpy() == task.split("val").labels).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="embedded")
@@ -64,8 +68,8 @@ def main() -> None:
     print(f"preset={args.preset} backbone={settings.backbone} strategy={args.strategy} epochs={args.epochs} "
           f"val images={images} threads={torch.get_num_threads()} trained accuracy={trained.accuracy:.4f}")
 
-    ways = {"before: NCHW, 500 a batch": lambda: predictions(model, tasks, scoring=False, batch=500),
-            f"now: evaluate(), channels-last, {SCORE_BATCH['cpu']} a batch": lambda: evaluate(model, tasks)}
+    before_way, now_way = "before: NCHW, 500 a batch", f"now: evaluate(), channels-last, {SCORE_BATCH['cpu']} a batch"
+    ways = {before_way: lambda: predictions(model, tasks, scoring=False, batch=500), now_way: lambda: evaluate(model, tasks)}
     for size in args.sizes:
         ways[f"channels-last, {size} a batch"] = lambda size=size: evaluate(model, tasks, batch_size=size)
     seconds: dict[str, list[float]] = {name: [] for name in ways}
@@ -74,19 +78,16 @@ def main() -> None:
             start = time.perf_counter()
             ways[name]()
             seconds[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
     for name, values in seconds.items():
-        median = statistics.median(values)
-        print(f"{name + ':':45} {median:6.2f} s ({images / median:,.0f} images/s; rounds {min(values):.2f}-{max(values):.2f} s)")
+        print(f"{name + ':':45} {median[name]:6.2f} s ({images / median[name]:,.0f} images/s; rounds {min(values):.2f}-{max(values):.2f} s)")
 
     before = predictions(model, tasks, scoring=False, batch=500)
     now = predictions(model, tasks, scoring=True, batch=SCORE_BATCH["cpu"])
     differ = sum(int((a != b).sum()) for a, b in zip(before, now))
-    old = {t.name: float((p.numpy() == t.split("val").labels).mean()) for t, p in zip(tasks, before)}
-    new = evaluate(model, tasks)
-    gap = max(abs(old[name] - new[name]) for name in new)
+    gap = max(abs(accuracy(t, a) - accuracy(t, b)) for t, a, b in zip(tasks, before, now))
     print(f"predictions that differ: {differ} of {images}; largest difference of a task's accuracy: {gap:.6f}")
-    ratio = statistics.median(seconds[next(iter(ways))]) / statistics.median(seconds[list(ways)[1]])
-    print(f"ratio={ratio:.2f}")
+    print(f"ratio={median[before_way] / median[now_way]:.2f}")
 
 
 if __name__ == "__main__":
