@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="training processes, one torch thread each")
     parser.add_argument("--cache", default=str(RESULTS / "trained.jsonl"))
     args = parser.parse_args()
+    if len(set(args.seeds)) < 2:
+        parser.error("--seeds needs two or more different seeds: the noise it reports is a spread over seeds")
     from pathlib import Path
 
     settings = embedded(args.preset)
