@@ -11,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mtlsearch.models._accounting import check_allocation, specific_filters
 from mtlsearch.models._input import DEFAULT, InputConfig
-from mtlsearch.models._layers import TaskConv2d, TaskNorm, TaskState
+from mtlsearch.models._layers import CpuMaxPool2d, TaskConv2d, TaskNorm, TaskState
 from mtlsearch.models._registry import get_backbone
 from mtlsearch.models._spec import Granularity, spec_from_model
 from mtlsearch.models._weights import load_backbone_weights
@@ -59,6 +59,8 @@ class MultiDomainNet(nn.Module):
                 replacement: nn.Module = TaskConv2d(module, tasks=tasks, k=k, state=self.state)  # type: ignore[arg-type]
             elif isinstance(module, _BatchNorm):
                 replacement = TaskNorm(module, tasks=tasks, state=self.state)  # type: ignore[arg-type]
+            elif type(module) is nn.MaxPool2d and not module.return_indices:
+                replacement = CpuMaxPool2d(module)
             else:
                 continue
             backbone.set_submodule(module_name, replacement)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mtlsearch.models import backbone_spec, build_model, strategy_allocation
-from mtlsearch.models._layers import TaskConv2d, TaskNorm
+from mtlsearch.models._layers import CpuMaxPool2d, TaskConv2d, TaskNorm
 
 
 def _model(strategy: str = "bottom-specific", budget: float = 0.3):
@@ -79,3 +83,44 @@ def test_independent_has_no_shared_conv_filters() -> None:
     model = _model("independent", 1.0)
     assert all(m.shared is None for m in model.modules() if isinstance(m, TaskConv2d))
 
+
+
+@pytest.mark.parametrize(
+    ("shape", "pool"),
+    [
+        ((4, 24, 28, 28), nn.MaxPool2d(3, 2, 1)),  # the narrow ResNet's stem, three tasks stacked
+        ((2, 5, 18, 13), nn.MaxPool2d((3, 2), stride=(2, 1), padding=(1, 0), ceil_mode=True)),  # ceil adds a row
+        ((3, 6, 9, 9), nn.MaxPool2d(2)),  # stride None: the kernel's
+    ],
+)
+def test_cpu_max_pool_gives_torchs_outputs_and_gradients_bit_for_bit(shape, pool) -> None:
+    # after a ReLU most windows tie (zeros), and rounding makes positive ties too: the
+    # channels-last forward must pick the element the NCHW backward scatters to
+    x = torch.relu(torch.randn(shape, generator=torch.Generator().manual_seed(0))).round(decimals=1)
+    mine, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = CpuMaxPool2d(pool)(mine)
+    expected = pool(theirs)
+    assert ours.is_contiguous() and torch.equal(ours, expected)
+    grad = torch.randn(expected.shape, generator=torch.Generator().manual_seed(1))
+    ours.backward(grad)
+    expected.backward(grad)
+    assert mine.grad.is_contiguous() and torch.equal(mine.grad, theirs.grad)
+    channels_last = x.contiguous(memory_format=torch.channels_last)  # as when scoring: the ordinary path
+    assert torch.equal(CpuMaxPool2d(pool)(channels_last), pool(channels_last))
+
+
+def test_the_network_trains_with_the_cpu_max_pool_as_it_would_with_torchs() -> None:
+    model = _model()
+    assert isinstance(model.backbone.maxpool, CpuMaxPool2d)
+    assert not any(type(m) is nn.MaxPool2d for m in model.modules())
+    reference = copy.deepcopy(model)
+    p = model.backbone.maxpool
+    reference.backbone.maxpool = nn.MaxPool2d(p.kernel_size, p.stride, p.padding, p.dilation, ceil_mode=p.ceil_mode)
+    _open_gradients(model)
+    _open_gradients(reference)
+    x = torch.randn(6, 3, 28, 28, generator=torch.Generator().manual_seed(2))
+    for m in (model, reference):
+        F.cross_entropy(m(x, 1), torch.arange(6) % 4).backward()
+    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        assert a.grad is None or torch.equal(a.grad, b.grad), name
