@@ -28,12 +28,13 @@ import mtlsearch
 from _quality import embedded, tasks_for
 from mtlsearch._train import make_optimizer, train_step
 from mtlsearch.models import backbone_spec, strategy_allocation
+from mtlsearch.models._layers import CpuMaxPool2d
 
 
 def with_torch_pool(model: nn.Module) -> int:
     """Puts an ``nn.MaxPool2d`` back wherever the network holds a ``CpuMaxPool2d``; returns
     how many."""
-    swapped = [name for name, m in model.named_modules() if type(m).__name__ == "CpuMaxPool2d"]
+    swapped = [name for name, m in model.named_modules() if isinstance(m, CpuMaxPool2d)]
     for name in swapped:
         m = model.get_submodule(name)
         model.set_submodule(name, nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode))

@@ -84,7 +84,6 @@ def test_independent_has_no_shared_conv_filters() -> None:
     assert all(m.shared is None for m in model.modules() if isinstance(m, TaskConv2d))
 
 
-
 @pytest.mark.parametrize(
     ("shape", "pool"),
     [
