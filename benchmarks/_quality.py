@@ -10,6 +10,7 @@ default, whose file has not changed since).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import time
@@ -22,7 +23,7 @@ import torch
 import mtlsearch
 from mtlsearch import Fidelity, Settings
 from mtlsearch.datasets import load_tasks
-from mtlsearch.models import Candidate, backbone_spec
+from mtlsearch.models import Candidate, backbone_spec, strategy_allocation
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -318,3 +319,24 @@ def train_many(jobs: list[Job], cache: Cache, *, processes: int = 2, on_row=None
 def embedded(preset: str = "embedded", **overrides: object) -> Settings:
     """A preset's settings (the embedded default unless named) with the tasks filled in."""
     return mtlsearch.study_settings(preset, **overrides)
+
+
+def add_candidate_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a script that times one candidate of a preset on the CPU."""
+    parser.add_argument("--preset", default="embedded")
+    parser.add_argument("--strategy", default="bottom-specific")
+    parser.add_argument("--budget", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+
+
+def cpu_candidate(args: argparse.Namespace, *, epochs: int) -> tuple[Settings, list, torch.nn.Module, object]:
+    """The settings, tasks, model and training result of ``args.strategy`` on ``args.preset``,
+    trained ``epochs`` epochs on the CPU with ``args.threads`` torch threads
+    (``add_candidate_options``); ``epochs=0`` builds it as every candidate starts."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = embedded(args.preset)
+    tasks = tasks_for(settings)
+    allocation = strategy_allocation(args.strategy, backbone_spec(settings.backbone), settings.granularity, args.budget)
+    model, result = mtlsearch.train_allocation(allocation, settings, tasks, device="cpu", epochs=epochs)
+    return settings, tasks, model, result

@@ -24,10 +24,8 @@ import time
 import torch
 from torch import nn
 
-import mtlsearch
-from _quality import embedded, tasks_for
+from _quality import add_candidate_options, cpu_candidate
 from mtlsearch._train import make_optimizer, train_step
-from mtlsearch.models import backbone_spec, strategy_allocation
 from mtlsearch.models._layers import CpuMaxPool2d
 
 
@@ -43,19 +41,11 @@ def with_torch_pool(model: nn.Module) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="embedded")
-    parser.add_argument("--strategy", default="bottom-specific")
-    parser.add_argument("--budget", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_candidate_options(parser)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=15, help="training steps a round")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = embedded(args.preset)
-    tasks = tasks_for(settings)
-    allocation = strategy_allocation(args.strategy, backbone_spec(settings.backbone), settings.granularity, args.budget)
-    built, _ = mtlsearch.train_allocation(allocation, settings, tasks, device="cpu", epochs=0)
+    settings, tasks, built, _ = cpu_candidate(args, epochs=0)
     models = {"nn.MaxPool2d": copy.deepcopy(built), "CpuMaxPool2d": copy.deepcopy(built)}
     if not with_torch_pool(models["nn.MaxPool2d"]):
         raise SystemExit(f"{settings.backbone} has no max-pool: nothing to compare")

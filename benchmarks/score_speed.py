@@ -22,10 +22,8 @@ import time
 
 import torch
 
-import mtlsearch
-from _quality import embedded, tasks_for
+from _quality import add_candidate_options, cpu_candidate
 from mtlsearch._train import SCORE_BATCH, evaluate, to_model_input
-from mtlsearch.models import backbone_spec, strategy_allocation
 
 
 def predictions(model, tasks, *, scoring: bool, batch: int) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
@@ -50,20 +48,12 @@ def accuracy(task, predicted: torch.Tensor) -> float:  # type: ignore[no-untyped
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="embedded")
-    parser.add_argument("--strategy", default="bottom-specific")
-    parser.add_argument("--budget", type=float, default=0.1)
+    add_candidate_options(parser)
     parser.add_argument("--epochs", type=int, default=3, help="the brief training before scoring (the preset's other settings)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[], help="also time today's layout at these batch sizes")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = embedded(args.preset)
-    tasks = tasks_for(settings)
-    allocation = strategy_allocation(args.strategy, backbone_spec(settings.backbone), settings.granularity, args.budget)
-    model, trained = mtlsearch.train_allocation(allocation, settings, tasks, device="cpu", epochs=args.epochs)
+    settings, tasks, model, trained = cpu_candidate(args, epochs=args.epochs)
     images = sum(len(t.split("val")) for t in tasks)
     print(f"preset={args.preset} backbone={settings.backbone} strategy={args.strategy} epochs={args.epochs} "
           f"val images={images} threads={torch.get_num_threads()} trained accuracy={trained.accuracy:.4f}")
