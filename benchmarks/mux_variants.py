@@ -17,7 +17,12 @@ images (``Variant.train``): the multiplexed domains', or every domain's; ``mux-r
 multiplexed domain 1,000 (train it at ``--fidelity 6x1000``: as many steps as 25x250), and
 ``mux-500`` 500 (at ``12x500``).
 ``checker-trap`` draws the brightness distractor on a one-pixel checkerboard
-(``checker_images``).
+(``checker_images``). ``mux-quad`` renders the four plain domains as quadrant mosaics
+(``quad_images``: four garments at half size, the label the one in the domain's own quadrant),
+``mux-plain-quad`` two of them, and ``mux-quad-same`` all four with the label in the same
+quadrant; on a variant with quadrant domains the candidates include two more hand-made
+allocations, the first convolution with the rest of the budget in layer3, or in layer2 and
+layer3 (``MIDDLES``).
 
 On every variant, the four baselines and five hand-made allocations (the first convolution
 task-specific whole, half and a quarter of its filters, the deep stem's three convolutions, and
@@ -63,6 +68,8 @@ from mtlsearch.datasets import resize_tasks, tasks_of
 from mtlsearch.datasets.build_fashion_domains import write_npz
 from mtlsearch.datasets._mux import GREY
 from mtlsearch.datasets.build_fashion_mux import SIZES, build, domains
+from mtlsearch.models import backbone_spec
+from mtlsearch.models._strategies import fill
 
 
 class Variant(NamedTuple):
@@ -77,6 +84,12 @@ class Variant(NamedTuple):
     carrier: bool = False
     train: tuple[int, int] = (250, 250)
     checker: bool = False  # the brightness distractor modulated by a one-pixel checkerboard
+    quad: int = 0  # how many of the plain domains, the last ones, are rendered as quadrant mosaics (``quad_images``)
+    corner: int | None = None  # the quadrant of every quadrant domain's label (default: the i-th domain's is i mod 4)
+
+    def label_corner(self, i: int) -> int:
+        """The quadrant (0 top left to 3 bottom right) that holds the label of the ``i``-th quadrant domain."""
+        return i % 4 if self.corner is None else self.corner
 
 
 VARIANTS = {
@@ -120,12 +133,34 @@ VARIANTS = {
     # theirs win, and did not (their own gain shrinks: docs/search-quality.md, section 2a)
     "mux5-plain3": Variant(5, 3, (1.0, 1.5, 1.0)),
     "mux6-plain2": Variant(6, 2, (1.0, 1.5, 1.0)),
+    # meant as a shift near the output: the four plain domains become quadrant mosaics
+    # (``quad_images``), each domain's label in its own quadrant, which a convolution can tell
+    # only from the map's edges. Measured, these domains gain from split layers where the maps
+    # are 7x7 and 4x4, which the multiplexed domains lose from, and the baselines swing less
+    # (docs/search-quality.md, section 2a, "A shift near the output")
+    "mux-quad": Variant(4, 4, (1.0, 1.5, 1.0), quad=4),
+    # two plain domains kept, for the cost of a split stem that puts the first conv ahead of
+    # bottom-specific on fashion-mux; two quadrant domains, for the steadier baselines of mux-quad
+    "mux-plain-quad": Variant(4, 4, (1.0, 1.5, 1.0), quad=2),
+    # mux-quad with every quadrant domain labelled top left: four domains of one task, which lose
+    # from split layers as plain domains do, in mosaics (is mux-quad's steadiness the mosaics'?)
+    "mux-quad-same": Variant(4, 4, (1.0, 1.5, 1.0), quad=4, corner=0),
 }
 CARRIER_SEED = 20261129
+QUAD_SEED = 20261208
 
 HALF_CONV = ("hand-made: half the first conv", {"conv1.0": 0.5})
 QUARTER_CONV = ("hand-made: a quarter of the first conv", {"conv1.0": 0.25})  # 2 of its 8 filters
 STEM = ("hand-made: the stem", {"conv1.0": 1.0, "conv1.3": 1.0, "conv1.6": 1.0})  # the deep stem's three convs
+# for ``quad`` variants: the first conv, then the budget filled in this order (as bottom-specific
+# fills it from the input), from layer3 (4x4 maps) or from layer2 (7x7 maps) on
+MIDDLES = {
+    "hand-made: first conv and layer3": ("layer3.0.conv1", "layer3.0.downsample.0", "layer3.0.conv2", "layer3.1.conv1", "layer3.1.conv2"),
+    "hand-made: first conv, layer2 and layer3": (
+        "layer2.0.conv1", "layer2.0.downsample.0", "layer2.0.conv2", "layer2.1.conv1", "layer2.1.conv2",
+        "layer3.0.conv1", "layer3.0.downsample.0", "layer3.0.conv2",
+    ),
+}
 
 
 def carriers(count: int) -> np.ndarray:
@@ -177,6 +212,22 @@ def checker_images(garments: np.ndarray, distractors: np.ndarray, mix: np.ndarra
     return np.rint(np.clip(mixed, 0, 255)).astype(np.uint8)
 
 
+def quad_images(garments: np.ndarray, own: int, rng: np.random.Generator) -> np.ndarray:
+    """``uint8 [N, 1, H, W]``: four garments at half size, one to a quadrant. Garment ``i`` sits
+    in quadrant ``own`` (0 top left, 1 top right, 2 bottom left, 3 bottom right) and three other
+    garments of the same split, drawn without repeats, fill the other three. Every domain's
+    images look alike; only the quadrant that holds the label differs."""
+    n, _, h, w = garments.shape
+    small = garments.reshape(n, h // 2, 2, w // 2, 2).astype(np.float64).mean(axis=(2, 4))
+    offsets = np.stack([rng.choice(n - 1, size=3, replace=False) + 1 for _ in range(n)])
+    picks = np.concatenate([np.arange(n)[:, None], (np.arange(n)[:, None] + offsets) % n], axis=1)
+    out = np.zeros((n, h, w))
+    for slot, quadrant in enumerate([own] + [q for q in range(4) if q != own]):
+        row, col = divmod(quadrant, 2)
+        out[:, row * h // 2 : (row + 1) * h // 2, col * w // 2 : (col + 1) * w // 2] = small[picks[:, slot]]
+    return np.rint(out).astype(np.uint8)[:, None]
+
+
 @functools.cache
 def variant(name: str, raw: str) -> tuple[list, str]:
     """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
@@ -193,6 +244,11 @@ def variant(name: str, raw: str) -> tuple[list, str]:
                 arrays[f"{domain}.{split}.images"] = (
                     carrier_images(images, distractors, patterns, i, v.gains) if v.carrier else checker_images(images, distractors, mix)
                 )
+    if v.quad:  # the plain domains rendered here, stored as grey mosaics
+        rng = np.random.default_rng(QUAD_SEED)
+        for i, domain in enumerate(domains(mux, plain)[1][plain - v.quad :]):
+            for split in ("train", "val", "test"):
+                arrays[f"{domain}.{split}.images"] = quad_images(arrays[f"{domain}.{split}.images"], v.label_corner(i), rng)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "variant.npz"
         write_npz(arrays, path)
@@ -247,6 +303,10 @@ def main() -> None:
     allocations = {k: v for k, v in fixed_candidates(settings).items() if k != "independent"} | dict([HALF_CONV, QUARTER_CONV, STEM])
     # the first convolution, and the rest of the budget where top-specific puts it
     allocations["hand-made: first conv and the top"] = allocations["top-specific"] | {"conv1.0": 1.0}
+    if any(VARIANTS[name].quad for name in args.variants):  # the first conv, and the rest of the budget in the middle
+        spec = backbone_spec(settings.backbone)
+        for label, middle in MIDDLES.items():
+            allocations[label] = fill(spec, settings.granularity, ["conv1.0", *middle], settings.budget)
     if args.only:
         unknown = sorted(set(args.only) - set(allocations))
         if unknown:

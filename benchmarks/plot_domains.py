@@ -2,6 +2,10 @@
 
     python benchmarks/plot_domains.py --out docs/img/fashion-mux.png
     python benchmarks/plot_domains.py --benchmark fashion-domains --out docs/img/fashion-domains.png
+    python benchmarks/plot_domains.py --variant mux-plain-quad --out docs/img/mux-plain-quad.png
+
+``--variant`` draws a design probe of ``mux_variants.py`` instead, built in memory from the
+Fashion-MNIST IDX files (``--raw``).
 
 For a colour-multiplexed domain the row is followed by what its first convolution must find:
 the labelled garment, unmixed with the inverse of the domain's mixing matrix (the same images).
@@ -33,19 +37,37 @@ def main() -> None:
     parser.add_argument("--benchmark", default=EMBEDDED, choices=list(EMBEDDED_BENCHMARKS))
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("docs/img/fashion-mux.png"))
+    parser.add_argument("--variant", help="a design probe of mux_variants.py instead of an embedded benchmark")
+    parser.add_argument("--raw", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST's gzipped IDX files (for --variant)")
     args = parser.parse_args()
-    info = EMBEDDED_BENCHMARKS[args.benchmark]
-    tasks = load_embedded(args.benchmark)
+    notes: dict[str, str] = {}  # what a row's label adds to the domain's name
+    if args.variant:
+        from mux_variants import VARIANTS, variant
+
+        from mtlsearch.datasets._mux import mix_matrix
+        from mtlsearch.datasets.build_fashion_mux import domains
+
+        if args.variant not in VARIANTS:
+            parser.error(f"no variant {args.variant!r}: choose from {sorted(VARIANTS)}")
+        v = VARIANTS[args.variant]
+        tasks = variant(args.variant, args.raw)[0]
+        mux, plain = domains(v.mux, v.plain)
+        mixes = {} if v.carrier or v.checker else {f"{d}.mix": mix_matrix(np.pi / v.mux * i, v.gains) for i, d in enumerate(mux)}
+        corners = ("top left", "top right", "bottom left", "bottom right")
+        notes = {d: f" (label {corners[v.label_corner(i)]})" for i, d in enumerate(plain[v.plain - v.quad :])}
+    else:
+        tasks = load_embedded(args.benchmark)
+        with np.load(resources.files("mtlsearch.datasets").joinpath(EMBEDDED_BENCHMARKS[args.benchmark].file)) as archive:  # type: ignore[arg-type]
+            mixes = {k: archive[k] for k in archive.files if k.endswith(".mix")}
     rows: list[tuple[str, np.ndarray]] = []
-    with np.load(resources.files("mtlsearch.datasets").joinpath(info.file)) as archive:  # type: ignore[arg-type]
-        for task in tasks:
-            images = task.train.images[: args.images]
-            names = ", ".join(task.classes[c] for c in task.train.labels[:3])
-            rows.append((f"{task.name}\n({names}, ...)", _tile(images)))
-            if f"{task.name}.mix" in archive.files:
-                unmixed = np.einsum("nchw,kc->nkhw", images.astype(np.float64) - 127.5, np.linalg.inv(archive[f"{task.name}.mix"]))[:, :1]
-                grey = np.repeat(np.rint(np.clip(unmixed, 0, 1) * 255).astype(np.uint8), 3, axis=1)
-                rows.append(("  its labelled garment\n  (unmixed)", _tile(grey)))
+    for task in tasks:
+        images = task.train.images[: args.images]
+        names = ", ".join(task.classes[c] for c in task.train.labels[:3])
+        rows.append((f"{task.name}{notes.get(task.name, '')}\n({names}, ...)", _tile(images)))
+        if f"{task.name}.mix" in mixes:
+            unmixed = np.einsum("nchw,kc->nkhw", images.astype(np.float64) - 127.5, np.linalg.inv(mixes[f"{task.name}.mix"]))[:, :1]
+            grey = np.repeat(np.rint(np.clip(unmixed, 0, 1) * 255).astype(np.uint8), 3, axis=1)
+            rows.append(("  its labelled garment\n  (unmixed)", _tile(grey)))
     width = LABEL + rows[0][1].shape[1] * SCALE
     height = sum(r.shape[0] * SCALE for _, r in rows)
     canvas = Image.new("RGB", (width, height), "white")
