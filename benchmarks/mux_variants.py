@@ -87,9 +87,10 @@ class Variant(NamedTuple):
     quad: int = 0  # how many of the plain domains, the last ones, are rendered as quadrant mosaics (``quad_images``)
     corner: int | None = None  # the quadrant of every quadrant domain's label (default: the i-th domain's is i mod 4)
 
-    def label_corner(self, i: int) -> int:
-        """The quadrant (0 top left to 3 bottom right) that holds the label of the ``i``-th quadrant domain."""
-        return i % 4 if self.corner is None else self.corner
+    def quads(self) -> dict[str, int]:
+        """The quadrant domains and the quadrant (0 top left to 3 bottom right) that holds each one's label."""
+        plain = domains(self.mux, self.plain)[1]
+        return {d: i % 4 if self.corner is None else self.corner for i, d in enumerate(plain[self.plain - self.quad :])}
 
 
 VARIANTS = {
@@ -229,11 +230,12 @@ def quad_images(garments: np.ndarray, own: int, rng: np.random.Generator) -> np.
 
 
 @functools.cache
-def variant(name: str, raw: str) -> tuple[list, str]:
-    """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
+def variant_arrays(name: str, raw: str) -> dict[str, np.ndarray]:
+    """A variant's arrays as its file would store them, every domain that is not the builder's
+    rendered here (``.mix`` is left only on the multiplexed domains that ``tasks_of`` renders)."""
     v = VARIANTS[name]
     mux, plain = v.mux, v.plain
-    # fewer than the shipped 250 are the first of them (``with_train_size`` below)
+    # fewer than the shipped 250 are the first of them (``with_train_size`` in ``variant``)
     arrays = build(Path(raw), mux=mux, plain=plain, gains=v.gains, mux_train=max(v.train[0], SIZES["train"]))
     if v.carrier or v.checker:  # the multiplexed domains rendered here, stored as colour images
         patterns = carriers(mux) if v.carrier else None
@@ -244,11 +246,18 @@ def variant(name: str, raw: str) -> tuple[list, str]:
                 arrays[f"{domain}.{split}.images"] = (
                     carrier_images(images, distractors, patterns, i, v.gains) if v.carrier else checker_images(images, distractors, mix)
                 )
-    if v.quad:  # the plain domains rendered here, stored as grey mosaics
-        rng = np.random.default_rng(QUAD_SEED)
-        for i, domain in enumerate(domains(mux, plain)[1][plain - v.quad :]):
-            for split in ("train", "val", "test"):
-                arrays[f"{domain}.{split}.images"] = quad_images(arrays[f"{domain}.{split}.images"], v.label_corner(i), rng)
+    rng = np.random.default_rng(QUAD_SEED)
+    for domain, corner in v.quads().items():  # the plain domains rendered here, stored as grey mosaics
+        for split in ("train", "val", "test"):
+            arrays[f"{domain}.{split}.images"] = quad_images(arrays[f"{domain}.{split}.images"], corner, rng)
+    return arrays
+
+
+@functools.cache
+def variant(name: str, raw: str) -> tuple[list, str]:
+    """The tasks of a variant at 28 px and their data id (the shipped file's for fashion-mux)."""
+    v = VARIANTS[name]
+    arrays = variant_arrays(name, raw)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "variant.npz"
         write_npz(arrays, path)
@@ -257,7 +266,7 @@ def variant(name: str, raw: str) -> tuple[list, str]:
     data = shipped if name == "fashion-mux" else f"fashion-mux-variant:{name}@{digest}"
     if name == "fashion-mux" and not shipped.endswith(digest):
         raise SystemExit(f"the in-memory build of fashion-mux ({digest}) is not the shipped file ({shipped}): rebuild it first")
-    names = domains(mux, plain)
+    names = domains(v.mux, v.plain)
     sizes = dict.fromkeys(names[0], v.train[0]) | dict.fromkeys(names[1], v.train[1])
     return [t.with_train_size(sizes[t.name]) for t in resize_tasks(tasks_of(arrays, names[0] + names[1]), 28)], data
 

@@ -42,19 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     notes: dict[str, str] = {}  # what a row's label adds to the domain's name
     if args.variant:
-        from mux_variants import VARIANTS, variant
-
-        from mtlsearch.datasets._mux import mix_matrix
-        from mtlsearch.datasets.build_fashion_mux import domains
+        from mux_variants import VARIANTS, variant, variant_arrays
 
         if args.variant not in VARIANTS:
             parser.error(f"no variant {args.variant!r}: choose from {sorted(VARIANTS)}")
-        v = VARIANTS[args.variant]
         tasks = variant(args.variant, args.raw)[0]
-        mux, plain = domains(v.mux, v.plain)
-        mixes = {} if v.carrier or v.checker else {f"{d}.mix": mix_matrix(np.pi / v.mux * i, v.gains) for i, d in enumerate(mux)}
+        mixes = {k: a for k, a in variant_arrays(args.variant, args.raw).items() if k.endswith(".mix")}
         corners = ("top left", "top right", "bottom left", "bottom right")
-        notes = {d: f" (label {corners[v.label_corner(i)]})" for i, d in enumerate(plain[v.plain - v.quad :])}
+        notes = {d: f" (label {corners[c]})" for d, c in VARIANTS[args.variant].quads().items()}
     else:
         tasks = load_embedded(args.benchmark)
         with np.load(resources.files("mtlsearch.datasets").joinpath(EMBEDDED_BENCHMARKS[args.benchmark].file)) as archive:  # type: ignore[arg-type]

@@ -34,8 +34,7 @@ def with_torch_pool(model: nn.Module) -> int:
     how many."""
     swapped = [name for name, m in model.named_modules() if isinstance(m, CpuMaxPool2d)]
     for name in swapped:
-        m = model.get_submodule(name)
-        model.set_submodule(name, nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode))
+        model.set_submodule(name, model.get_submodule(name).torch_pool())
     return len(swapped)
 
 

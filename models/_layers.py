@@ -204,5 +204,9 @@ class CpuMaxPool2d(nn.Module):
             return _PoolChannelsLast.apply(x, *pool)
         return F.max_pool2d(x, *pool)
 
+    def torch_pool(self) -> nn.MaxPool2d:
+        """The ``nn.MaxPool2d`` this pool computes the same as."""
+        return nn.MaxPool2d(self.kernel_size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode)
+
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"

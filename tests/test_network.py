@@ -113,8 +113,7 @@ def test_the_network_trains_with_the_cpu_max_pool_as_it_would_with_torchs() -> N
     assert isinstance(model.backbone.maxpool, CpuMaxPool2d)
     assert not any(type(m) is nn.MaxPool2d for m in model.modules())
     reference = copy.deepcopy(model)
-    p = model.backbone.maxpool
-    reference.backbone.maxpool = nn.MaxPool2d(p.kernel_size, p.stride, p.padding, p.dilation, ceil_mode=p.ceil_mode)
+    reference.backbone.maxpool = model.backbone.maxpool.torch_pool()
     _open_gradients(model)
     _open_gradients(reference)
     x = torch.randn(6, 3, 28, 28, generator=torch.Generator().manual_seed(2))
